@@ -15,10 +15,12 @@ class DataFormatError(ValueError):
     """A malformed input row: names the file, 1-based line, field and what to do."""
 
     def __init__(
-        self, path: str | Path, line: int | None, field: str | None, reason: str, hint: str = ""
+        self, path: str | Path, line: int | None, field: str | None, reason: str, hint: str = "",
+        *, unit: str = "line",
     ) -> None:
         self.path, self.line, self.field, self.reason = str(path), line, field, reason
-        where = f"{path}" + (f", line {line}" if line is not None else "")
+        self.unit = unit  # "line" for text files, "row" for Parquet (1-based either way)
+        where = f"{path}" + (f", {unit} {line}" if line is not None else "")
         what = f", field {field!r}" if field else ""
         hint = hint or "fix the row, or pass --on-bad-rows quarantine to set bad rows aside"
         super().__init__(f"{where}{what}: {reason}. {hint}")

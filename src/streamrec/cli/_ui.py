@@ -1,0 +1,75 @@
+"""Console helpers shared by the CLI commands: progress bars and tables (rich)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+
+from rich.console import Console
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    SpinnerColumn,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+)
+from rich.table import Table
+
+console = Console()
+err_console = Console(stderr=True)
+
+
+@contextmanager
+def progress_bar(description: str) -> Iterator[Callable[[int, int], None]]:
+    """A progress bar driven by a ``callback(done, total)``; yields the callback."""
+    with Progress(
+        SpinnerColumn(),
+        TextColumn("[bold]{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        TimeRemainingColumn(),
+        console=err_console,
+        transient=False,
+    ) as prog:
+        task = prog.add_task(description, total=None)
+
+        def update(done: int, total: int) -> None:
+            prog.update(task, completed=done, total=total)
+
+        yield update
+
+
+@contextmanager
+def spinner(description: str) -> Iterator[None]:
+    """A spinner with elapsed time for work of unknown length."""
+    with Progress(SpinnerColumn(), TextColumn("[bold]{task.description}"), TimeElapsedColumn(),
+                  console=err_console, transient=True) as prog:
+        prog.add_task(description, total=None)
+        yield
+
+
+def kv_table(title: str, rows: list[tuple[str, object]]) -> Table:
+    """A two-column table of labelled values (numbers formatted with thousands separators)."""
+    table = Table(title=title, show_header=False, title_justify="left")
+    table.add_column("what", style="cyan")
+    table.add_column("value", justify="right")
+    for key, value in rows:
+        table.add_row(key, fmt(value))
+    return table
+
+
+def fmt(value: object) -> str:
+    if isinstance(value, bool):
+        return str(value)
+    if isinstance(value, int):
+        return f"{value:,}"
+    if isinstance(value, float):
+        return f"{value:,.4g}" if abs(value) < 1e4 else f"{value:,.0f}"
+    if isinstance(value, dict):
+        return ", ".join(f"{k}={fmt(v)}" for k, v in value.items())
+    if isinstance(value, list | tuple):
+        return ", ".join(map(fmt, value))
+    return "" if value is None else str(value)

@@ -1,0 +1,338 @@
+"""The ``streamrec`` command line (typer).
+
+Every command has ``--help``. Data is named by a SPEC (see ``streamrec data --help``).
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from enum import Enum
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from streamrec import __version__
+from streamrec.cli._ui import console, err_console, kv_table, progress_bar, spinner
+
+SPEC_HELP = (
+    "Data SPEC: synthetic[:users=N,items=M,days=D,seed=S] | movielens:DIR | recbole:DIR | "
+    "sasrec:FILE | events:FILE_OR_DIR[?user=COL&item=COL&time=COL&value=COL]"
+)
+
+app = typer.Typer(
+    name="streamrec",
+    help="StreamRec: an end-to-end deep-learning recommender system for content streaming.\n\n"
+    "Start with `streamrec quickstart`, which generates a synthetic StreamRec world, cleans "
+    "it, splits it and prints a summary.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_show_locals=False,
+)
+data_app = typer.Typer(
+    help="Generate, ingest, describe and split data.\n\n" + SPEC_HELP,
+    no_args_is_help=True,
+)
+app.add_typer(data_app, name="data")
+
+
+class BadRows(str, Enum):
+    error = "error"
+    quarantine = "quarantine"
+
+
+class Protocol(str, Enum):
+    temporal_global = "temporal_global"
+    temporal_user = "temporal_user"
+    leave_last_out = "leave_last_out"
+    random_user = "random_user"
+
+
+class SplitFormat(str, Enum):
+    parquet = "parquet"
+    recbole = "recbole"
+
+
+class Cold(str, Enum):
+    keep = "keep"
+    drop = "drop"
+
+
+class Impossible(str, Enum):
+    clip = "clip"
+    quarantine = "quarantine"
+
+
+# ------------------------------------------------------------------------------ options
+DataOpt = Annotated[str, typer.Option("--data", "-d", help=SPEC_HELP)]
+UserCol = Annotated[str | None, typer.Option("--user-col", help="events logs: user id column")]
+ItemCol = Annotated[str | None, typer.Option("--item-col", help="events logs: item id column")]
+TimeCol = Annotated[str | None, typer.Option(
+    "--time-col", help="events logs: time column (epoch s/ms, ISO dates, or a rank)")]
+ValueCol = Annotated[str | None, typer.Option("--value-col", help="events logs: rating/value column")]
+EventCol = Annotated[str | None, typer.Option("--event-col", help="events logs: event-type column")]
+OnBadRows = Annotated[BadRows, typer.Option(
+    "--on-bad-rows", help="error: stop at the first malformed row (file, line, field); "
+    "quarantine: set malformed rows aside in the quarantine file and go on")]
+QuarantineOpt = Annotated[Path | None, typer.Option(
+    "--quarantine", help="where to write rows set aside (CSV); default: next to the output, "
+    "or ./quarantine/NAME.csv")]
+CleanOpt = Annotated[bool, typer.Option(
+    "--clean/--no-clean", help="run data.clean (duplicates, bots, impossible values, "
+    "imputation, completion ratio)")]
+KCore = Annotated[int | None, typer.Option("--k-core", help="keep users and items with >= K events")]
+RatingThreshold = Annotated[float | None, typer.Option(
+    "--rating-threshold", help="keep only interactions with value >= T (implicit feedback)")]
+BotRate = Annotated[float, typer.Option(
+    "--bot-rate", help="cleaning: users above this many events per minute are bots")]
+ImpossibleOpt = Annotated[Impossible, typer.Option(
+    "--impossible", help="cleaning: clip impossible values or quarantine their rows")]
+
+
+def _columns(user: str | None, item: str | None, time_: str | None, value: str | None,
+             event: str | None) -> dict[str, str | None]:
+    return {"user": user, "item": item, "time": time_, "value": value, "event": event}
+
+
+def _clean_config(enabled: bool, k_core: int | None, threshold: float | None,
+                  bot_rate: float, impossible: Impossible):
+    from streamrec.data.clean import CleanConfig
+
+    if not enabled:
+        if k_core is not None or threshold is not None:
+            # filters that are modelling choices still apply without the data-error steps
+            return CleanConfig(dedupe=False, bot_events_per_minute=None, impute_missing=False,
+                               completion_ratio=False, impossible=impossible.value,
+                               k_core=k_core, rating_threshold=threshold)
+        return None
+    return CleanConfig(bot_events_per_minute=bot_rate, impossible=impossible.value,
+                       k_core=k_core, rating_threshold=threshold)
+
+
+def _prepare(spec: str, columns: dict, on_bad_rows: BadRows, clean_cfg, quarantine: Path | None,
+             default_quarantine: Path | None):
+    """Read/clean/encode with a progress display; write the quarantine; exit 2 on bad input."""
+    from streamrec.data.errors import DataFormatError
+    from streamrec.data.pipeline import prepare
+    from streamrec.data.spec import SpecError, parse_spec
+
+    try:
+        parsed = parse_spec(spec)
+        if parsed.kind == "synthetic":
+            with progress_bar("generating synthetic world") as cb:
+                prep = prepare(parsed, on_bad_rows=on_bad_rows.value, columns=columns,
+                               clean=clean_cfg, progress=cb)
+        else:
+            with spinner(f"reading {parsed}"):
+                prep = prepare(parsed, on_bad_rows=on_bad_rows.value, columns=columns, clean=clean_cfg)
+    except (DataFormatError, SpecError, FileNotFoundError, ValueError, KeyError) as exc:
+        err_console.print(f"[bold red]error:[/] {exc}")
+        raise typer.Exit(2) from exc
+    target = quarantine or default_quarantine or Path("quarantine") / f"{prep.dataset.name}.csv"
+    written = prep.write_quarantine(target)
+    if written is not None:
+        err_console.print(f"[yellow]{len(prep.quarantine()):,} row(s) set aside -> {written}[/]")
+    return prep
+
+
+def _print_cleaning(prep) -> None:
+    from rich.table import Table
+
+    bad = prep.raw.bad_rows.summary()
+    if bad:
+        console.print(kv_table("rows rejected while reading", list(bad.items())))
+    if prep.cleaning is not None:
+        t = Table(title="cleaning", title_justify="left")
+        for col in ("step", "rows before", "removed", "changed", "why"):
+            t.add_column(col, justify="right" if col not in ("step", "why") else "left")
+        for s in prep.cleaning.steps:
+            t.add_row(s.step, f"{s.rows_before:,}", f"{s.removed:,}", f"{s.changed:,}", s.reason)
+        console.print(t)
+
+
+# ------------------------------------------------------------------------------ commands
+@app.command()
+def version() -> None:
+    """Print the StreamRec version."""
+    console.print(__version__)
+
+
+@data_app.command()
+def generate(
+    out: Annotated[Path, typer.Option("--out", "-o", help="output directory")],
+    users: Annotated[int, typer.Option(help="number of users")] = 5_000,
+    items: Annotated[int, typer.Option(help="number of items")] = 2_000,
+    days: Annotated[int, typer.Option(help="days of activity")] = 60,
+    seed: Annotated[int, typer.Option(help="random seed (same seed, same world)")] = 0,
+    chunk_users: Annotated[int | None, typer.Option(
+        help="users simulated per chunk (bounds memory; default: the generator's)")] = None,
+) -> None:
+    """Generate a synthetic StreamRec world: events.parquet, users.parquet, items.parquet
+    and world.json (the configuration and the exact counts of injected anomalies)."""
+    from streamrec.data.synthetic.world import WorldConfig, write_world
+
+    kwargs = {"n_users": users, "n_items": items, "n_days": days, "seed": seed}
+    if chunk_users is not None:
+        kwargs["chunk_users"] = chunk_users
+    try:
+        cfg = WorldConfig(**kwargs)
+    except (TypeError, ValueError) as exc:
+        err_console.print(f"[bold red]error:[/] {exc}")
+        raise typer.Exit(2) from exc
+    start = time.perf_counter()
+    with progress_bar("generating synthetic world") as cb:
+        info = write_world(cfg, out, progress=cb)
+    rows = [("output", str(out)), ("seconds", round(time.perf_counter() - start, 2))]
+    rows += [(k, v) for k, v in info.get("truth", info).items() if not isinstance(v, dict | list)]
+    console.print(kv_table("synthetic world", rows))
+
+
+@data_app.command()
+def describe(
+    data: DataOpt,
+    as_json: Annotated[bool, typer.Option("--json", help="print JSON instead of tables")] = False,
+    on_bad_rows: OnBadRows = BadRows.error,
+    quarantine: QuarantineOpt = None,
+    clean: CleanOpt = False,
+    user_col: UserCol = None,
+    item_col: ItemCol = None,
+    time_col: TimeCol = None,
+    value_col: ValueCol = None,
+    event_col: EventCol = None,
+) -> None:
+    """Print the size and shape of a dataset: interactions, users, items, density,
+    events per user and item, time range, event types and side features."""
+    cfg = _clean_config(clean, None, None, 30.0, Impossible.quarantine)
+    prep = _prepare(data, _columns(user_col, item_col, time_col, value_col, event_col),
+                    on_bad_rows, cfg, quarantine, None)
+    info = prep.dataset.describe()
+    info["rejected_rows"] = prep.raw.bad_rows.count
+    if as_json:
+        typer.echo(json.dumps(info, indent=2, default=str))
+        return
+    console.print(kv_table(f"dataset {info['name']}", list(info.items())))
+    _print_cleaning(prep)
+
+
+@data_app.command()
+def ingest(
+    data: DataOpt,
+    out: Annotated[Path, typer.Option("--out", "-o", help="output directory (parquet)")],
+    on_bad_rows: OnBadRows = BadRows.error,
+    quarantine: QuarantineOpt = None,
+    clean: CleanOpt = True,
+    k_core: KCore = None,
+    rating_threshold: RatingThreshold = None,
+    bot_rate: BotRate = 30.0,
+    impossible: ImpossibleOpt = Impossible.quarantine,
+    user_col: UserCol = None,
+    item_col: ItemCol = None,
+    time_col: TimeCol = None,
+    value_col: ValueCol = None,
+    event_col: EventCol = None,
+) -> None:
+    """Read a source, clean it, and write events/users/items parquet files in the canonical
+    schema (plus quarantine.csv with every row set aside and why)."""
+    cfg = _clean_config(clean, k_core, rating_threshold, bot_rate, impossible)
+    prep = _prepare(data, _columns(user_col, item_col, time_col, value_col, event_col),
+                    on_bad_rows, cfg, quarantine, out / "quarantine.csv")
+    prep.dataset.save(out)
+    _print_cleaning(prep)
+    d = prep.dataset.describe()
+    console.print(kv_table(f"ingested -> {out}", [(k, d[k]) for k in ("interactions", "users", "items")]))
+
+
+@data_app.command()
+def split(
+    data: DataOpt,
+    protocol: Annotated[Protocol, typer.Option("--protocol", "-p", help="split protocol")],
+    out: Annotated[Path, typer.Option("--out", "-o", help="output directory")],
+    fmt: Annotated[SplitFormat, typer.Option(
+        "--format", help="parquet: OUT/{train,valid,test}.parquet; recbole: "
+        "OUT/NAME/NAME.{train,valid,test}.inter for ../shared/peers/run_recbole.py")] = SplitFormat.parquet,
+    name: Annotated[str | None, typer.Option(help="dataset name in recbole file names")] = None,
+    cold: Annotated[Cold, typer.Option(
+        help="valid/test users or items unseen in train: keep (count as misses) or drop")] = Cold.keep,
+    train_frac: Annotated[float, typer.Option("--train", help="train fraction")] = 0.8,
+    valid_frac: Annotated[float, typer.Option("--valid", help="valid fraction")] = 0.1,
+    test_frac: Annotated[float, typer.Option("--test", help="test fraction")] = 0.1,
+    seed: Annotated[int, typer.Option(help="seed for random_user")] = 0,
+    on_bad_rows: OnBadRows = BadRows.error,
+    quarantine: QuarantineOpt = None,
+    clean: CleanOpt = False,
+    k_core: KCore = None,
+    rating_threshold: RatingThreshold = None,
+    user_col: UserCol = None,
+    item_col: ItemCol = None,
+    time_col: TimeCol = None,
+    value_col: ValueCol = None,
+    event_col: EventCol = None,
+) -> None:
+    """Split a dataset into train/valid/test with vocabularies fitted on train only.
+
+    temporal_user: per user, stable time order, first floor(0.8n) train, up to floor(0.9n)
+    valid, rest test. temporal_global: one time cut. leave_last_out: last item test, the
+    one before valid. random_user: per-user seeded random order, same rounding."""
+    from streamrec.data.splits import make_split, write_split
+
+    cfg = _clean_config(clean, k_core, rating_threshold, 30.0, Impossible.quarantine)
+    prep = _prepare(data, _columns(user_col, item_col, time_col, value_col, event_col),
+                    on_bad_rows, cfg, quarantine, out / "quarantine.csv")
+    try:
+        sp = make_split(prep.dataset, protocol.value, cold=cold.value, seed=seed,
+                        ratios=(train_frac, valid_frac, test_frac))
+    except ValueError as exc:
+        err_console.print(f"[bold red]error:[/] {exc}")
+        raise typer.Exit(2) from exc
+    paths = write_split(sp, out, name=name or prep.dataset.name, fmt=fmt.value)
+    _print_cleaning(prep)
+    console.print(_split_table(sp, f"{protocol.value} split -> {paths[0].parent}"))
+
+
+def _split_table(sp, title: str):
+    from rich.table import Table
+
+    t = Table(title=title, title_justify="left")
+    for col in ("part", "rows", "users", "items", "cold users", "cold items", "cold rows"):
+        t.add_column(col, justify="right" if col != "part" else "left")
+    for part in ("train", "valid", "test"):
+        x = getattr(sp, part)
+        t.add_row(part, f"{len(x):,}", f"{len(set(x.users.tolist())):,}", f"{len(set(x.items.tolist())):,}",
+                  *(f"{sp.stats[k].get(part, 0):,}" for k in ("cold_users", "cold_items", "cold_rows")))
+    return t
+
+
+@app.command()
+def quickstart(
+    workdir: Annotated[Path, typer.Option(help="where data, splits and reports go")] = Path("streamrec-quickstart"),
+    users: Annotated[int, typer.Option(help="synthetic users")] = 6_000,
+    items: Annotated[int, typer.Option(help="synthetic items")] = 2_500,
+    days: Annotated[int, typer.Option(help="synthetic days")] = 45,
+    seed: Annotated[int, typer.Option(help="random seed")] = 0,
+) -> None:
+    """The main job on the embedded default: generate a synthetic StreamRec world, read it
+    back (quarantining malformed rows), clean it, split it (temporal_global) and print a
+    summary. Later stages (training, evaluation, serving) join as they land."""
+    from streamrec.quickstart import run_quickstart
+
+    start = time.perf_counter()
+    with progress_bar("generating synthetic world") as cb:
+        res = run_quickstart(workdir, users=users, items=items, days=days, seed=seed, progress=cb)
+    _print_cleaning(res.prepared)
+    console.print(kv_table("injected anomalies (generator truth) vs found", res.anomaly_rows()))
+    console.print(_split_table(res.split, f"temporal_global split -> {res.split_dir}"))
+    console.print(kv_table("quickstart", [
+        ("workdir", str(workdir)), ("events generated", res.world_info.get("rows", "")),
+        ("interactions after cleaning", len(res.prepared.dataset)),
+        ("users", res.prepared.dataset.n_users), ("items", res.prepared.dataset.n_items),
+        ("seconds", round(time.perf_counter() - start, 1)),
+    ]))
+
+
+def main() -> None:  # pragma: no cover - console entry point
+    app()
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()

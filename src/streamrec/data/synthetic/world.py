@@ -1,0 +1,429 @@
+"""The synthetic StreamRec world: the embedded default data of the project.
+
+A seeded, vectorised simulation of a video-streaming service:
+
+* **items** — categories with Zipf-sized shares, Zipf popularity inside each category,
+  latent quality and style, a length, a creator, a release time (a share of the catalogue is
+  released during the window and is never shown before), and a ``title`` and ``description``
+  drawn from per-category vocabularies (so TF-IDF embeddings carry category signal);
+* **users** — Dirichlet taste over categories, latent style, subscription tier, platform,
+  country, sign-up time (some sign up during the window) and a heavy-tailed (lognormal)
+  activity level; a few are bots;
+* **sessions** — explorer / deep-dive / comparison behaviours (probabilities 0.3/0.5/0.2)
+  whose per-step probability of switching the browsed category is 0.40/0.15/0.50 (explorers
+  jump anywhere, deep-divers mostly stay, comparison sessions alternate among two or three
+  similar categories);
+* **slates** — per step, ``slate_size`` impressions from a popularity/taste-mixing
+  "production recommender" with exploration, then a nonlinear cascade click model (taste x
+  category affinity, style match, quality with an affinity interaction, position bias by
+  platform, freshness, a per-session mood), plays with a watch ``duration`` (completion
+  depends on affinity, quality and length), skips (plays shorter than 10% of the item) and
+  likes;
+* **time** — Int64 seconds from ``start_ts`` (2026-01-01 UTC), weekly seasonality, a
+  time-of-day profile per platform (more daytime viewing at weekends);
+* **churn** — engagement decays on days when the user's click rate is below
+  ``churn_ctr_ref``; below ``churn_floor`` the user never returns;
+* **anomalies** at known rates, counted exactly in ``world.json``: exact duplicate rows,
+  nulls in ``users.country``/``users.platform``/``items.length_seconds``, negative play
+  durations and bot users that emit hundreds of clicks per minute.
+
+Events (``events.parquet``)
+---------------------------
+``event_id`` Int64 (unique, except for the injected exact duplicates), ``user_id`` Int64,
+``item_id`` Int64, ``session_id`` Int64, ``timestamp`` Int64 (s), ``event`` String
+(impression, click, play, skip, like), ``value`` Float32 (the completion ratio
+``duration / length`` for play; 1.0 for the other events; it is not changed by the injected
+negative durations), ``duration`` Float32 seconds (null unless play/skip), ``position``
+Int16 (1-based slot in the slate; impressions and clicks only, else null), ``platform``
+String. Rows are ordered by (user, timestamp); ids follow that order.
+
+Truth
+-----
+``world.json`` holds the configuration and exact counts; ``truth/sessions.parquet`` the
+behaviour, number of steps (slates; clicks for a ``bot`` burst) and number of category
+switches of every session (the labels are not in the event log, as in real data);
+``truth/users.parquet`` whether a user is a bot, has churned (and on which 0-based day) and
+their impression/click/play counts. Times of day are UTC (the platform profiles treat UTC as
+the viewers' local time).
+
+Determinism
+-----------
+Static user attributes come from ``SeedSequence(seed, spawn_key=(1, block))`` per fixed block
+of ``block_users`` users; every draw of the simulation is a counter-based hash of (seed, user,
+day, session, step, slot, purpose). A user's history therefore never depends on the other
+users simulated alongside, and the output is identical for any ``chunk_users`` (which is
+rounded up to a multiple of ``block_users``). Changing ``block_users`` changes the world.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+from collections.abc import Callable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import polars as pl
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from streamrec.data.synthetic._world_catalog import DAY, Catalog, make_catalog
+from streamrec.data.synthetic._world_sim import BEHAVIOURS, EVENT_NAMES, ChunkResult, simulate_chunk
+from streamrec.data.synthetic._world_users import make_users
+
+__all__ = ["BEHAVIOURS", "EVENT_NAMES", "World", "WorldConfig", "generate_world", "write_world"]
+
+_ITEM_STREAM = 3
+_EVENTS_ROW_GROUP = 1_000_000
+
+
+@dataclass(frozen=True)
+class WorldConfig:
+    """Everything that defines a synthetic world (same config, same world).
+
+    Parameters
+    ----------
+    n_users, n_items, n_days : int
+        Sizes of the world and length of the window in days.
+    seed : int
+    n_categories : int
+        Categories (genres); the first 20 have hand-written vocabularies, more get
+        pseudo-words.
+    style_dim : int
+        Dimension of the latent user/item style (personal appeal beyond the category).
+    sessions_per_day : float
+        Median of the users' expected sessions per day (before tier and weekday factors).
+    activity_sigma : float
+        Lognormal spread of the activity level (heavy tail of events per user).
+    max_sessions_per_day, max_steps : int
+        Caps on sessions per user-day and slates per session.
+    steps_per_session : float
+        Mean slates per deep-dive/comparison session (explorers browse 25% longer).
+    slate_size : int
+        Impressions per slate. With ``slate_size > 6`` very active users can exceed 30
+        events per minute (the default bot threshold of cleaning).
+    log_impressions : bool
+        Whether impression events are written (they are most of the rows).
+    p_explorer, p_deep_dive, p_comparison : float
+        Session behaviour probabilities (normalised).
+    switch_explorer, switch_deep_dive, switch_comparison : float
+        Per-step probability that the browsed category changes.
+    taste_concentration : float
+        Dirichlet concentration per category (x n_categories x category share); small values
+        give users few favourite categories.
+    zipf_exponent : float
+        Popularity exponent inside a category.
+    new_user_share, new_item_share : float
+        Users who sign up / items released during the window.
+    fresh_boost : float
+        How much the production recommender promotes items released in the last weeks.
+    churn_strength, churn_ctr_ref, churn_floor, churn_memory : float
+        Engagement is multiplied by ``exp(churn_strength * (ctr - ref) / ref)`` (ctr:
+        exponentially smoothed daily click rate with weight ``churn_memory``) on active days
+        below the reference (recovering slowly above it); users under ``churn_floor`` churn.
+    duplicate_rate, null_rate, negative_duration_rate, bot_rate : float
+        Injected anomalies: exact duplicate rows (of all rows), nulls (of users for
+        ``country`` and ``platform``, of items for ``length_seconds``), negative durations
+        (of play rows), bot users (of users).
+    guarantee_anomalies : bool
+        Also inject one anomaly of each kind into the first user block (and null one item
+        length) so that tiny worlds always exercise the cleaning path.
+    bot_burst_prob, bot_burst_min, bot_burst_max, bot_clicks_per_minute
+        A bot bursts on a day with this probability, clicking ``min..max`` random items at
+        about this rate.
+    chunk_users : int
+        Users simulated at once (memory bound); rounded up to a multiple of ``block_users``.
+        Does not change the output.
+    block_users : int
+        Users per seeded block of static attributes (part of the world's identity).
+    start_ts : int
+        Window start in seconds since the epoch (default 2026-01-01 00:00 UTC).
+    """
+
+    n_users: int = 5_000
+    n_items: int = 2_000
+    n_days: int = 60
+    seed: int = 0
+    n_categories: int = 20
+    style_dim: int = 8
+    sessions_per_day: float = 0.1
+    activity_sigma: float = 1.0
+    max_sessions_per_day: int = 8
+    max_steps: int = 25
+    steps_per_session: float = 4.0
+    slate_size: int = 6
+    log_impressions: bool = True
+    p_explorer: float = 0.3
+    p_deep_dive: float = 0.5
+    p_comparison: float = 0.2
+    switch_explorer: float = 0.40
+    switch_deep_dive: float = 0.15
+    switch_comparison: float = 0.50
+    taste_concentration: float = 0.15
+    zipf_exponent: float = 0.9
+    new_user_share: float = 0.2
+    new_item_share: float = 0.25
+    fresh_boost: float = 2.0
+    churn_strength: float = 2.0
+    churn_ctr_ref: float = 0.09
+    churn_floor: float = 0.3
+    churn_memory: float = 0.3
+    duplicate_rate: float = 0.005
+    null_rate: float = 0.01
+    negative_duration_rate: float = 0.001
+    bot_rate: float = 0.002
+    guarantee_anomalies: bool = True
+    bot_burst_prob: float = 0.3
+    bot_burst_min: int = 80
+    bot_burst_max: int = 300
+    bot_clicks_per_minute: float = 300.0
+    chunk_users: int = 10_000
+    block_users: int = 1_000
+    start_ts: int = 1_767_225_600
+
+    def __post_init__(self) -> None:
+        for name in ("n_users", "n_items", "n_days", "n_categories", "style_dim", "slate_size",
+                     "max_sessions_per_day", "max_steps", "chunk_users", "block_users"):
+            if int(getattr(self, name)) < 1:
+                raise ValueError(f"WorldConfig.{name} must be >= 1, got {getattr(self, name)}")
+        for name in ("p_explorer", "p_deep_dive", "p_comparison", "switch_explorer",
+                     "switch_deep_dive", "switch_comparison", "new_user_share", "new_item_share",
+                     "duplicate_rate", "null_rate", "negative_duration_rate", "bot_rate",
+                     "bot_burst_prob", "churn_memory"):
+            v = getattr(self, name)
+            if not 0.0 <= v <= 1.0:
+                raise ValueError(f"WorldConfig.{name} must be a probability in [0, 1], got {v}")
+        if self.p_explorer + self.p_deep_dive + self.p_comparison <= 0:
+            raise ValueError("WorldConfig: behaviour probabilities p_* sum to 0")
+        for name in ("sessions_per_day", "steps_per_session", "taste_concentration",
+                     "churn_ctr_ref", "bot_clicks_per_minute"):
+            if getattr(self, name) <= 0:
+                raise ValueError(f"WorldConfig.{name} must be > 0, got {getattr(self, name)}")
+        if self.steps_per_session < 1:
+            raise ValueError(f"WorldConfig.steps_per_session must be >= 1, got {self.steps_per_session}")
+        if not 0 < self.bot_burst_min <= self.bot_burst_max:
+            raise ValueError("WorldConfig: need 0 < bot_burst_min <= bot_burst_max")
+
+    @property
+    def effective_chunk_users(self) -> int:
+        """``chunk_users`` rounded up to a multiple of ``block_users``."""
+        b = self.block_users
+        return max(b, math.ceil(self.chunk_users / b) * b)
+
+    def to_dict(self) -> dict[str, object]:
+        return dataclasses.asdict(self)
+
+
+@dataclass
+class World:
+    """A generated world in memory.
+
+    Attributes
+    ----------
+    events : pl.DataFrame
+        The event log (columns: see the module docstring), ordered by (user, timestamp).
+    users : pl.DataFrame
+        user_id, tier, platform, country, signup_ts, activity, top_category.
+    items : pl.DataFrame
+        item_id, title, description, category, creator_id, length_seconds, release_ts.
+    truth : dict
+        What ``world.json`` holds: ``config``, ``rows`` and ``truth`` (exact counts).
+    sessions : pl.DataFrame
+        Truth per session: session_id, user_id, behaviour, platform, start_ts, n_steps,
+        n_switches.
+    user_truth : pl.DataFrame
+        Truth per user: user_id, is_bot, churned, churn_day, sessions, impressions, clicks,
+        plays.
+    """
+
+    events: pl.DataFrame
+    users: pl.DataFrame
+    items: pl.DataFrame
+    truth: dict
+    sessions: pl.DataFrame = field(default_factory=pl.DataFrame)
+    user_truth: pl.DataFrame = field(default_factory=pl.DataFrame)
+
+
+def _catalog(config: WorldConfig) -> Catalog:
+    rng = np.random.default_rng(np.random.SeedSequence(config.seed, spawn_key=(_ITEM_STREAM,)))
+    return make_catalog(config, rng)
+
+
+def _chunks(
+    config: WorldConfig, catalog: Catalog, progress: Callable[[int, int], None] | None
+) -> Iterator[tuple[pa.Table, ChunkResult]]:
+    """(users table, simulated chunk) for consecutive user chunks."""
+    step = config.effective_chunk_users
+    bounds = [(lo, min(lo + step, config.n_users)) for lo in range(0, config.n_users, step)]
+    total = len(bounds) * config.n_days
+    done = 0
+
+    def tick() -> None:
+        nonlocal done
+        done += 1
+        if progress is not None:
+            progress(done, total)
+
+    if progress is not None:
+        progress(0, total)
+    ev_off = ses_off = 0
+    for lo, hi in bounds:
+        users = make_users(config, catalog, lo, hi)
+        res = simulate_chunk(config, catalog, users, event_offset=ev_off, session_offset=ses_off,
+                             on_day=tick)
+        ev_off = int(res.events["event_id"][-1].as_py()) if res.events.num_rows else ev_off
+        ses_off += res.sessions.num_rows
+        yield users.table(), res
+
+
+class _Totals:
+    """Sums of the per-chunk counts into the ``truth`` of world.json."""
+
+    def __init__(self, config: WorldConfig, catalog: Catalog) -> None:
+        self.config = config
+        self.catalog = catalog
+        self.c: dict = {}
+
+    def add(self, counts: dict) -> None:
+        for k, v in counts.items():
+            if isinstance(v, dict):
+                sub = self.c.setdefault(k, {})
+                for kk, vv in v.items():
+                    sub[kk] = sub.get(kk, 0) + vv
+            elif isinstance(v, list):
+                self.c.setdefault(k, []).extend(v)
+            else:
+                self.c[k] = self.c.get(k, 0) + v
+
+    def info(self) -> dict:
+        c, cfg = self.c, self.config
+        switch_rate = {b: (c["switches"][b] / c["switch_steps"][b] if c["switch_steps"][b] else None)
+                       for b in BEHAVIOURS[:3]}
+        truth = {
+            "rows": c["rows"],
+            "users": cfg.n_users,
+            "items": cfg.n_items,
+            "sessions": c["sessions"],
+            "events": c["events"],
+            "behaviours": c["behaviours"],
+            "switch_rate": switch_rate,
+            "churned_users": c["churned_users"],
+            "bot_users": c["bot_users"],
+            "bot_user_ids": c["bot_user_ids"],
+            "time_start": cfg.start_ts,
+            "time_end": cfg.start_ts + cfg.n_days * DAY,
+            "anomalies": {
+                "duplicate_rows": c["duplicate_rows"],
+                "negative_durations": c["negative_durations"],
+                "null_country": c["null_country"],
+                "null_platform": c["null_platform"],
+                "null_length_seconds": self.catalog.null_length,
+                "bot_users": c["bot_users"],
+                "bot_events": c["bot_events"],
+            },
+        }
+        return {"config": cfg.to_dict(), "rows": c["rows"], "truth": truth}
+
+
+def generate_world(
+    config: WorldConfig, *, progress: Callable[[int, int], None] | None = None
+) -> World:
+    """Generate a world in memory.
+
+    Parameters
+    ----------
+    config : WorldConfig
+    progress : callable(done, total), optional
+        Called once per simulated (chunk, day).
+
+    Returns
+    -------
+    World
+        ``events`` has ``truth["rows"]`` rows; the frames are identical to what
+        :func:`write_world` writes for the same config.
+    """
+    catalog = _catalog(config)
+    totals = _Totals(config, catalog)
+    ev, us, ses, ut = [], [], [], []
+    for users, res in _chunks(config, catalog, progress):
+        totals.add(res.counts)
+        ev.append(res.events)
+        us.append(users)
+        ses.append(res.sessions)
+        ut.append(res.user_truth)
+    return World(
+        events=pl.from_arrow(pa.concat_tables(ev)),
+        users=pl.from_arrow(pa.concat_tables(us)),
+        items=catalog.frame,
+        truth=totals.info(),
+        sessions=pl.from_arrow(pa.concat_tables(ses)),
+        user_truth=pl.from_arrow(pa.concat_tables(ut)),
+    )
+
+
+def write_world(
+    config: WorldConfig, out_dir: str | Path, *, progress: Callable[[int, int], None] | None = None
+) -> dict:
+    """Generate a world and stream it to Parquet, one user chunk at a time.
+
+    Writes ``out_dir/events.parquet`` (row groups of at most 1M rows, at least one per
+    chunk), ``users.parquet``, ``items.parquet``, ``truth/sessions.parquet``,
+    ``truth/users.parquet`` and ``world.json``. Peak memory is bounded by one chunk
+    (``chunk_users`` users), not by the size of the world.
+
+    Parameters
+    ----------
+    config : WorldConfig
+    out_dir : str or Path
+        Created when missing; existing files of the same names are replaced.
+    progress : callable(done, total), optional
+        Called once per simulated (chunk, day).
+
+    Returns
+    -------
+    dict
+        The content of ``world.json``: ``config``, ``rows``, ``truth`` (exact counts:
+        events by type, sessions, behaviours, switch rates, churned users, bot ids and
+        ``anomalies`` by kind) and ``files``.
+    """
+    out = Path(out_dir)
+    (out / "truth").mkdir(parents=True, exist_ok=True)
+    catalog = _catalog(config)
+    totals = _Totals(config, catalog)
+    catalog.frame.write_parquet(out / "items.parquet")
+    writers: dict[str, pq.ParquetWriter] = {}
+    paths = {"events": out / "events.parquet", "users": out / "users.parquet",
+             "sessions": out / "truth" / "sessions.parquet",
+             "user_truth": out / "truth" / "users.parquet"}
+
+    def write(tables: dict[str, pa.Table]) -> None:
+        for name, table in tables.items():
+            if name not in writers:
+                writers[name] = pq.ParquetWriter(paths[name], table.schema, compression="zstd")
+            writers[name].write_table(table, row_group_size=_EVENTS_ROW_GROUP)
+
+    # one writer thread: chunk k is compressed and written while chunk k + 1 is simulated
+    # (at most two chunks in memory)
+    pending: Future | None = None
+    try:
+        with ThreadPoolExecutor(max_workers=1) as pool:
+            for users, res in _chunks(config, catalog, progress):
+                totals.add(res.counts)
+                if pending is not None:
+                    pending.result()
+                pending = pool.submit(write, {"events": res.events, "users": users,
+                                              "sessions": res.sessions,
+                                              "user_truth": res.user_truth})
+            if pending is not None:
+                pending.result()
+    finally:
+        for w in writers.values():
+            w.close()
+    info = totals.info()
+    info["files"] = {k: str(p.relative_to(out)) for k, p in paths.items()} | {
+        "items": "items.parquet"}
+    (out / "world.json").write_text(json.dumps(info, indent=2))
+    return info
