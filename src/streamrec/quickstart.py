@@ -10,6 +10,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+import polars as pl
+
 from streamrec.data.clean import CleanConfig
 from streamrec.data.pipeline import Prepared, prepare
 from streamrec.data.spec import DataSpec
@@ -24,18 +26,34 @@ class QuickstartResult:
     data_dir: Path
     split_dir: Path
 
-    def anomaly_rows(self) -> list[tuple[str, object]]:
-        """(label, "injected → found") rows comparing the generator's truth with what
-        reading and cleaning set aside."""
-        truth = self.world_info.get("truth", {})
-        injected = truth.get("anomalies", {})
-        found: dict[str, int] = dict(self.prepared.raw.bad_rows.summary())
-        if self.prepared.cleaning is not None:
-            for step in self.prepared.cleaning.steps:
-                found[step.step] = step.removed + step.changed
-        rows: list[tuple[str, object]] = [(f"injected {k}", v) for k, v in injected.items()]
-        rows += [(f"set aside: {k}", v) for k, v in found.items() if v]
-        return rows
+    def anomaly_rows(self) -> list[tuple[str, int, int, str]]:
+        """``(anomaly, injected, found, where)`` comparing the generator's truth (world.json)
+        with what reading and cleaning set aside or repaired."""
+        injected = self.world_info.get("truth", {}).get("anomalies", {})
+        bad = self.prepared.raw.bad_rows.summary()
+        cleaning = self.prepared.cleaning
+        if cleaning is None:
+            return []
+        dedupe, bots, impute = (cleaning.step(n) for n in ("drop_duplicates", "drop_bots",
+                                                           "impute_missing"))
+        bot_ids = self.world_info["truth"].get("bot_user_ids", [])
+        q = cleaning.quarantine
+        # a duplicated bot row is removed by dedupe before the bot step sees it
+        bot_dupes = (q.filter((pl.col("step") == "drop_duplicates")
+                              & pl.col("user_id").is_in(bot_ids)).height if q.height else 0)
+        missing = sum(injected.get(k, 0) for k in ("null_country", "null_platform",
+                                                   "null_length_seconds"))
+        return [
+            ("exact duplicate rows", injected.get("duplicate_rows", 0), dedupe.removed,
+             "drop_duplicates -> quarantine"),
+            ("negative durations", injected.get("negative_durations", 0),
+             bad.get("negative duration", 0), "rejected while reading -> quarantine"),
+            ("missing side values", missing, impute.changed, "impute_missing (+ flag column)"),
+            ("bot users with events", injected.get("bot_users_active", 0),
+             bots.details.get("bot_users", 0), "drop_bots"),
+            ("bot events", injected.get("bot_events", 0), bots.removed + bot_dupes,
+             f"drop_bots (+{bot_dupes:,} duplicated, removed by dedupe)"),
+        ]
 
 
 def run_quickstart(

@@ -7,11 +7,12 @@ from __future__ import annotations
 
 import json
 import time
-from enum import Enum
+from enum import StrEnum
 from pathlib import Path
 from typing import Annotated
 
 import typer
+from rich.markup import escape
 
 from streamrec import __version__
 from streamrec.cli._ui import console, err_console, kv_table, progress_bar, spinner
@@ -37,29 +38,29 @@ data_app = typer.Typer(
 app.add_typer(data_app, name="data")
 
 
-class BadRows(str, Enum):
+class BadRows(StrEnum):
     error = "error"
     quarantine = "quarantine"
 
 
-class Protocol(str, Enum):
+class Protocol(StrEnum):
     temporal_global = "temporal_global"
     temporal_user = "temporal_user"
     leave_last_out = "leave_last_out"
     random_user = "random_user"
 
 
-class SplitFormat(str, Enum):
+class SplitFormat(StrEnum):
     parquet = "parquet"
     recbole = "recbole"
 
 
-class Cold(str, Enum):
+class Cold(StrEnum):
     keep = "keep"
     drop = "drop"
 
 
-class Impossible(str, Enum):
+class Impossible(StrEnum):
     clip = "clip"
     quarantine = "quarantine"
 
@@ -127,7 +128,7 @@ def _prepare(spec: str, columns: dict, on_bad_rows: BadRows, clean_cfg, quaranti
             with spinner(f"reading {parsed}"):
                 prep = prepare(parsed, on_bad_rows=on_bad_rows.value, columns=columns, clean=clean_cfg)
     except (DataFormatError, SpecError, FileNotFoundError, ValueError, KeyError) as exc:
-        err_console.print(f"[bold red]error:[/] {exc}")
+        err_console.print(f"[bold red]error:[/] {escape(str(exc))}", soft_wrap=True, highlight=False)
         raise typer.Exit(2) from exc
     target = quarantine or default_quarantine or Path("quarantine") / f"{prep.dataset.name}.csv"
     written = prep.write_quarantine(target)
@@ -178,7 +179,7 @@ def generate(
     try:
         cfg = WorldConfig(**kwargs)
     except (TypeError, ValueError) as exc:
-        err_console.print(f"[bold red]error:[/] {exc}")
+        err_console.print(f"[bold red]error:[/] {escape(str(exc))}", soft_wrap=True, highlight=False)
         raise typer.Exit(2) from exc
     start = time.perf_counter()
     with progress_bar("generating synthetic world") as cb:
@@ -283,7 +284,7 @@ def split(
         sp = make_split(prep.dataset, protocol.value, cold=cold.value, seed=seed,
                         ratios=(train_frac, valid_frac, test_frac))
     except ValueError as exc:
-        err_console.print(f"[bold red]error:[/] {exc}")
+        err_console.print(f"[bold red]error:[/] {escape(str(exc))}", soft_wrap=True, highlight=False)
         raise typer.Exit(2) from exc
     paths = write_split(sp, out, name=name or prep.dataset.name, fmt=fmt.value)
     _print_cleaning(prep)
@@ -320,7 +321,7 @@ def quickstart(
     with progress_bar("generating synthetic world") as cb:
         res = run_quickstart(workdir, users=users, items=items, days=days, seed=seed, progress=cb)
     _print_cleaning(res.prepared)
-    console.print(kv_table("injected anomalies (generator truth) vs found", res.anomaly_rows()))
+    console.print(_anomaly_table(res.anomaly_rows()))
     console.print(_split_table(res.split, f"temporal_global split -> {res.split_dir}"))
     console.print(kv_table("quickstart", [
         ("workdir", str(workdir)), ("events generated", res.world_info.get("rows", "")),
@@ -328,6 +329,18 @@ def quickstart(
         ("users", res.prepared.dataset.n_users), ("items", res.prepared.dataset.n_items),
         ("seconds", round(time.perf_counter() - start, 1)),
     ]))
+
+
+def _anomaly_table(rows):
+    from rich.table import Table
+
+    t = Table(title="injected anomalies (generator truth) vs found", title_justify="left")
+    for col in ("anomaly", "injected", "found", "", "by"):
+        t.add_column(col, justify="right" if col in ("injected", "found") else "left")
+    for name, injected, found, by in rows:
+        ok = "[green]✓[/]" if injected == found else "[red]✗[/]"
+        t.add_row(name, f"{injected:,}", f"{found:,}", ok, by)
+    return t
 
 
 def main() -> None:  # pragma: no cover - console entry point

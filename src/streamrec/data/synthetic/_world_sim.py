@@ -499,6 +499,8 @@ def _finish(cfg: WorldConfig, users: UserChunk, ukey: np.ndarray, ev: dict[str, 
         "null_platform": int(users.null_platform.sum()),
         "bot_users": int(users.is_bot.sum()),
         "bot_events": int(is_bot_row.sum()),
+        # a bot that signed up late may never burst: it has no rows for cleaning to find
+        "bot_users_active": int(np.unique(cols["user"][is_bot_row]).size),
         "bot_user_ids": (users.lo + 1 + np.flatnonzero(users.is_bot)).tolist(),
     }
     return ChunkResult(events=events, sessions=sessions, user_truth=user_truth, counts=counts)

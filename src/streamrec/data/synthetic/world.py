@@ -322,6 +322,7 @@ class _Totals:
                 "null_platform": c["null_platform"],
                 "null_length_seconds": self.catalog.null_length,
                 "bot_users": c["bot_users"],
+                "bot_users_active": c["bot_users_active"],
                 "bot_events": c["bot_events"],
             },
         }
