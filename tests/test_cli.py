@@ -81,3 +81,16 @@ def test_quickstart_small(tmp_path: Path):
     assert "temporal_global" in res.output
     for part in ("train", "valid", "test"):
         assert (tmp_path / "qs" / "split" / f"{part}.parquet").exists()
+
+
+def test_quickstart_finds_every_injected_anomaly(tmp_path: Path):
+    from streamrec.quickstart import run_quickstart
+
+    res = run_quickstart(tmp_path / "qs", users=600, items=300, days=15, seed=4)
+    rows = {name: (injected, found) for name, injected, found, _ in res.anomaly_rows()}
+    assert set(rows) == {"exact duplicate rows", "negative durations", "missing side values",
+                         "bot users with events", "bot events"}
+    for name, (injected, found) in rows.items():
+        assert injected == found, name
+    assert rows["exact duplicate rows"][0] > 0 and rows["negative durations"][0] > 0
+    assert (tmp_path / "qs" / "quarantine.csv").exists()
