@@ -212,8 +212,17 @@ def describe(
     if as_json:
         typer.echo(json.dumps(info, indent=2, default=str))
         return
-    console.print(kv_table(f"dataset {info['name']}", list(info.items())))
+    console.print(kv_table(f"dataset {info['name']}", [(k, _when(k, v)) for k, v in info.items()]))
     _print_cleaning(prep)
+
+
+def _when(key: str, value: object) -> object:
+    """Epoch-second times as UTC dates (ranks and row orders stay numbers)."""
+    if key in ("time_min", "time_max") and isinstance(value, int) and value > 100_000_000:
+        from datetime import UTC, datetime
+
+        return f"{datetime.fromtimestamp(value, UTC):%Y-%m-%d %H:%M:%S} UTC ({value})"
+    return value
 
 
 @data_app.command()
