@@ -1,0 +1,6 @@
+"""The model zoo: every model is created by name from :mod:`streamrec.models.registry`."""
+
+from streamrec.models.base import Recommendations, Recommender
+from streamrec.models.registry import available, create, get_class, register
+
+__all__ = ["Recommendations", "Recommender", "available", "create", "get_class", "register"]

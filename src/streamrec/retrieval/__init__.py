@@ -1,0 +1,1 @@
+"""Top-k selection and approximate nearest-neighbour retrieval."""
