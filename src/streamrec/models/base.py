@@ -140,6 +140,7 @@ class Recommender(ABC):
         if ex is not None and cand is not None:
             inside = cand < ex.shape[1]  # candidates beyond exclude's width exclude nothing
             ex = sp.csr_array(ex[:, np.where(inside, cand, 0)].multiply(inside[None, :]))
+            ex.eliminate_zeros()  # only stored entries are excluded
         for lo in range(0, len(users), batch_size):  # a loop over user batches
             ub = users[lo:lo + batch_size]
             s = np.array(self.score(ub, cand), dtype=np.float32)
