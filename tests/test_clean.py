@@ -18,6 +18,7 @@ from streamrec.data.clean import (
     fix_impossible,
     impute_missing,
     k_core,
+    keep_event_types,
 )
 from streamrec.data.dataset import Dataset, RawData
 
@@ -371,16 +372,17 @@ def _world() -> tuple[pl.DataFrame, pl.DataFrame, pl.DataFrame]:
 
 def test_clean_runs_steps_in_order() -> None:
     ev, users, items = _world()
-    res = clean(ev, users, items, CleanConfig(rating_threshold=3.0, k_core=2))
+    res = clean(ev, users, items, CleanConfig(rating_threshold=3.0, k_core=2,
+                                              keep_events=("play", "click")))
     summary = res.summary()
     assert summary["step"].to_list() == [
         "drop_duplicates", "drop_bots", "fix_impossible", "impute_missing",
-        "add_completion_ratio", "apply_rating_threshold", "k_core"]
-    assert summary["removed"].to_list() == [1, 40, 1, 0, 0, 1, 1]
-    assert summary["rows_before"].to_list() == [48, 47, 7, 6, 6, 6, 5]
+        "add_completion_ratio", "apply_rating_threshold", "keep_event_types", "k_core"]
+    assert summary["removed"].to_list() == [1, 40, 1, 0, 0, 1, 0, 1]
+    assert summary["rows_before"].to_list() == [48, 47, 7, 6, 6, 6, 5, 5]
     # impute: user 2's country, item 12's length; completion: rows 0, 2 and 5 (row 6's
     # item length was imputed, so it gets none)
-    assert summary["changed"].to_list() == [0, 0, 0, 2, 3, 0, 0]
+    assert summary["changed"].to_list() == [0, 0, 0, 2, 3, 0, 0, 0]
     assert not summary["skipped"].any()
 
     # data errors in the quarantine, modelling filters apart; every input row accounted for
@@ -416,7 +418,18 @@ def test_clean_skips_absent_columns_and_switched_off_steps() -> None:
     assert res.events.height == 6
     assert res.summary().filter(pl.col("skipped"))["step"].to_list() == [
         "drop_duplicates", "drop_bots", "impute_missing", "add_completion_ratio",
-        "apply_rating_threshold", "k_core"]
+        "apply_rating_threshold", "keep_event_types", "k_core"]
+
+
+def test_keep_event_types() -> None:
+    ev, _, _ = _world()
+    out, rep, gone = keep_event_types(ev.head(8), ["play"])
+    assert out["event"].unique().to_list() == ["play"] and out.height == 6
+    assert rep.removed == 2 and gone["reason"].unique().to_list() == ["event type not kept: click"]
+    with pytest.raises(ValueError, match="none of these event types occur"):
+        keep_event_types(ev, ["like"])
+    no_event = ev.drop("event")
+    assert keep_event_types(no_event, ["play"])[1].skipped
 
 
 def test_clean_raw_and_encode() -> None:

@@ -87,6 +87,9 @@ RatingThreshold = Annotated[float | None, typer.Option(
     "--rating-threshold", help="keep only interactions with value >= T (implicit feedback)")]
 BotRate = Annotated[float, typer.Option(
     "--bot-rate", help="cleaning: users above this many events per minute are bots")]
+EventsOpt = Annotated[str | None, typer.Option(
+    "--events", help="keep only these event types, comma-separated (e.g. play,like: "
+    "impressions and skips are not positive feedback)")]
 ImpossibleOpt = Annotated[Impossible, typer.Option(
     "--impossible", help="cleaning: clip impossible values or quarantine their rows")]
 
@@ -97,18 +100,19 @@ def _columns(user: str | None, item: str | None, time_: str | None, value: str |
 
 
 def _clean_config(enabled: bool, k_core: int | None, threshold: float | None,
-                  bot_rate: float, impossible: Impossible):
+                  bot_rate: float, impossible: Impossible, events: str | None = None):
     from streamrec.data.clean import CleanConfig
 
+    keep = tuple(e.strip() for e in events.split(",") if e.strip()) if events else None
     if not enabled:
-        if k_core is not None or threshold is not None:
+        if k_core is not None or threshold is not None or keep is not None:
             # filters that are modelling choices still apply without the data-error steps
             return CleanConfig(dedupe=False, bot_events_per_minute=None, impute_missing=False,
                                completion_ratio=False, impossible=impossible.value,
-                               k_core=k_core, rating_threshold=threshold)
+                               k_core=k_core, rating_threshold=threshold, keep_events=keep)
         return None
     return CleanConfig(bot_events_per_minute=bot_rate, impossible=impossible.value,
-                       k_core=k_core, rating_threshold=threshold)
+                       k_core=k_core, rating_threshold=threshold, keep_events=keep)
 
 
 def _prepare(spec: str, columns: dict, on_bad_rows: BadRows, clean_cfg, quarantine: Path | None,
@@ -234,6 +238,7 @@ def ingest(
     clean: CleanOpt = True,
     k_core: KCore = None,
     rating_threshold: RatingThreshold = None,
+    events: EventsOpt = None,
     bot_rate: BotRate = 30.0,
     impossible: ImpossibleOpt = Impossible.quarantine,
     user_col: UserCol = None,
@@ -244,7 +249,7 @@ def ingest(
 ) -> None:
     """Read a source, clean it, and write events/users/items parquet files in the canonical
     schema (plus quarantine.csv with every row set aside and why)."""
-    cfg = _clean_config(clean, k_core, rating_threshold, bot_rate, impossible)
+    cfg = _clean_config(clean, k_core, rating_threshold, bot_rate, impossible, events)
     prep = _prepare(data, _columns(user_col, item_col, time_col, value_col, event_col),
                     on_bad_rows, cfg, quarantine, out / "quarantine.csv")
     prep.dataset.save(out)
@@ -273,6 +278,7 @@ def split(
     clean: CleanOpt = False,
     k_core: KCore = None,
     rating_threshold: RatingThreshold = None,
+    events: EventsOpt = None,
     user_col: UserCol = None,
     item_col: ItemCol = None,
     time_col: TimeCol = None,
@@ -286,7 +292,7 @@ def split(
     one before valid. random_user: per-user seeded random order, same rounding."""
     from streamrec.data.splits import make_split, write_split
 
-    cfg = _clean_config(clean, k_core, rating_threshold, 30.0, Impossible.quarantine)
+    cfg = _clean_config(clean, k_core, rating_threshold, 30.0, Impossible.quarantine, events)
     prep = _prepare(data, _columns(user_col, item_col, time_col, value_col, event_col),
                     on_bad_rows, cfg, quarantine, out / "quarantine.csv")
     try:
@@ -311,6 +317,150 @@ def _split_table(sp, title: str):
         t.add_row(part, f"{len(x):,}", f"{len(set(x.users.tolist())):,}", f"{len(set(x.items.tolist())):,}",
                   *(f"{sp.stats[k].get(part, 0):,}" for k in ("cold_users", "cold_items", "cold_rows")))
     return t
+
+
+class Peer(StrEnum):
+    recbole = "recbole"
+
+
+@app.command()
+def benchmark(
+    data: DataOpt,
+    out: Annotated[Path, typer.Option("--out", "-o", help="output directory for the report")],
+    protocol: Annotated[Protocol, typer.Option("--protocol", "-p", help="split protocol")] = (
+        Protocol.temporal_user),
+    models: Annotated[str, typer.Option(
+        help="comma-separated model names (see `streamrec models`)")] = "pop,itemknn,ease,ials,bpr",
+    seeds: Annotated[int, typer.Option(help="test fits per stochastic model")] = 3,
+    tune: Annotated[bool, typer.Option(
+        "--tune/--no-tune", help="search each model's declared grid on valid only")] = False,
+    max_trials: Annotated[int, typer.Option(help="tuning points per model at most")] = 24,
+    metric: Annotated[str, typer.Option(help="tuning and leaderboard metric")] = "ndcg@10",
+    peers: Annotated[list[Peer] | None, typer.Option(
+        "--peers", help="also run these systems on the same split files (needs the peers "
+        "venv from ../shared/peers/setup.sh)")] = None,
+    peer_models: Annotated[str | None, typer.Option(
+        help="models to run through the peers (default: those of --models they have)")] = None,
+    on_bad_rows: OnBadRows = BadRows.error,
+    clean: CleanOpt = False,
+    k_core: KCore = None,
+    rating_threshold: RatingThreshold = None,
+    events: EventsOpt = None,
+    user_col: UserCol = None,
+    item_col: ItemCol = None,
+    time_col: TimeCol = None,
+    value_col: ValueCol = None,
+    event_col: EventCol = None,
+) -> None:
+    """Tune on valid, fit over seeds, evaluate on test with full ranking, and write
+    OUT/results.json, OUT/report.md (mean ± std, 95% CI, paired tests against the best)
+    and OUT/leaderboard.png.
+
+    Example: streamrec benchmark --data recbole:../shared/data/ml-100k --protocol
+    temporal_user --models pop,itemknn,ease,ials,bpr --seeds 3 --tune --out runs/ml100k"""
+    from streamrec.data.splits import make_split, write_split
+    from streamrec.eval.benchmark import (
+        RECBOLE_MODELS,
+        BenchmarkConfig,
+        run_benchmark,
+        run_recbole_peer,
+    )
+    from streamrec.eval.report import write_report
+    from streamrec.models.registry import available
+
+    names = tuple(m.strip() for m in models.split(",") if m.strip())
+    unknown = [m for m in names if m not in available()]
+    if unknown:
+        err_console.print(f"[bold red]error:[/] unknown model(s) {', '.join(unknown)}; "
+                          f"available: {', '.join(available())}", soft_wrap=True)
+        raise typer.Exit(2)
+    cfg = _clean_config(clean, k_core, rating_threshold, 30.0, Impossible.quarantine, events)
+    prep = _prepare(data, _columns(user_col, item_col, time_col, value_col, event_col),
+                    on_bad_rows, cfg, None, out / "quarantine.csv")
+    sp = make_split(prep.dataset, protocol.value)
+    name = prep.dataset.name
+    split_dir = out / "split"
+    write_split(sp, split_dir, name=name, fmt="recbole")
+    bcfg = BenchmarkConfig(models=names, seeds=seeds, tune=tune, tune_metric=metric,
+                           max_trials=max_trials)
+    with progress_bar("benchmark") as cb:
+        def progress(what: str, done: int, total: int) -> None:
+            cb(done, total)
+
+        result = run_benchmark(sp, bcfg, protocol=protocol.value, data=data,
+                               item_categories=_item_categories(prep.dataset, sp),
+                               progress=progress)
+    for peer in peers or []:
+        todo = ([m.strip() for m in peer_models.split(",")] if peer_models
+                else [m for m in names if m in RECBOLE_MODELS])
+        for m in todo:  # a loop over peer models
+            with spinner(f"{peer.value} {m}"):
+                try:
+                    result.runs.append(run_recbole_peer(split_dir, name, m, protocol.value))
+                except (FileNotFoundError, RuntimeError) as exc:
+                    err_console.print(f"[yellow]peer {peer.value} {m} skipped:[/] {escape(str(exc))}",
+                                      soft_wrap=True)
+    paths = write_report(result, out, metric=metric)
+    console.print(_leaderboard_table(result, metric, f"{data} · {protocol.value}"))
+    console.print(kv_table("written", [(k, str(v)) for k, v in paths.items()]))
+
+
+def _item_categories(dataset, sp):
+    """Category code per train item index (first genre/category token), or None."""
+    import numpy as np
+    import polars as pl
+
+    items = dataset.items
+    col = next((c for c in ("category", "genres", "genre", "class") if items is not None
+                and c in items.columns), None)
+    if col is None:
+        return None
+    first = items.select(pl.col("item_id"), pl.col(col).cast(pl.String).str.split(by=" ").list
+                         .first().str.split("|").list.first().alias("cat"))
+    ids = pl.DataFrame({"item_id": sp.item_vocab.decode(np.arange(sp.train.n_items))})
+    ids = ids.with_columns(pl.col("item_id").cast(first.schema["item_id"]))
+    cats = ids.join(first, on="item_id", how="left")["cat"].fill_null("?")
+    return cats.cast(pl.Categorical).to_physical().to_numpy().astype(np.int64)
+
+
+def _leaderboard_table(result, metric: str, title: str):
+    from rich.table import Table
+
+    from streamrec.eval.report import leaderboard
+
+    k0 = result.config.ks[0]
+    cols = [metric, f"recall@{k0}", f"hit@{k0}", f"mrr@{k0}"]
+    t = Table(title=f"leaderboard · {title}", title_justify="left")
+    for c in ("model", "system", *cols, "95% CI", "p vs best", "fit s"):
+        t.add_column(c, justify="left" if c in ("model", "system") else "right")
+    for ln in leaderboard(result.runs, metric, n_boot=500):
+        ci = f"[{ln.ci[0]:.4f}, {ln.ci[1]:.4f}]" if ln.ci else "–"
+        p = "–" if ln.p_ttest is None else ("<1e-4" if ln.p_ttest < 1e-4 else f"{ln.p_ttest:.4f}")
+        vals = [(f"{ln.mean[c]:.4f}" + (f" ± {ln.std[c]:.4f}" if ln.seeds > 1 else ""))
+                if c in ln.mean else "–" for c in cols]
+        t.add_row(ln.model, ln.system, *vals, ci, p, f"{ln.fit_seconds:.2f}")
+    return t
+
+
+@app.command(name="models")
+def list_models() -> None:
+    """List the registered models with their default hyperparameters and tuning grid."""
+    from rich.table import Table
+
+    from streamrec.models.registry import available, get_class
+
+    t = Table(title="models", title_justify="left")
+    for c in ("name", "class", "defaults", "tuning grid"):
+        t.add_column(c)
+    for n in available():
+        cls = get_class(n)
+        t.add_row(n, cls.__name__, fmt_params(cls().get_params()),
+                  fmt_params(getattr(cls, "search_space", {})))
+    console.print(t)
+
+
+def fmt_params(d: dict) -> str:
+    return ", ".join(f"{k}={v}" for k, v in d.items())
 
 
 @app.command()

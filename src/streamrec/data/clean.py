@@ -48,6 +48,7 @@ __all__ = [
     "drop_duplicates",
     "fix_impossible",
     "impute_missing",
+    "keep_event_types",
     "k_core",
 ]
 
@@ -108,6 +109,9 @@ class CleanConfig:
         Add ``completion = clip(duration / item length, 0, 1)``.
     rating_threshold : float or None
         Keep rows with ``value >= rating_threshold`` (explicit ratings -> implicit positives).
+    keep_events : tuple of str or None
+        Keep only these event types (e.g. ``("play", "like")``: impressions and skips are
+        not positive feedback). Applied before the k-core.
     k_core : int or None
         Iterative k-core: every remaining user and item has at least ``k_core`` interactions.
     k_core_items : int or None
@@ -132,6 +136,7 @@ class CleanConfig:
     impute_categorical: Literal["mode", "unknown"] = "mode"
     completion_ratio: bool = True
     rating_threshold: float | None = None
+    keep_events: tuple[str, ...] | None = None
     k_core: int | None = None
     k_core_items: int | None = None
     k_core_count: Literal["pairs", "rows"] = "pairs"
@@ -847,6 +852,41 @@ def apply_rating_threshold(events: pl.DataFrame, threshold: float) -> StepOutput
     return kept, rep, gone
 
 
+def keep_event_types(events: pl.DataFrame, keep: Sequence[str]) -> StepOutput:
+    """Keep rows whose ``event`` is one of ``keep`` (e.g. plays and likes as positives).
+
+    A modelling filter: :func:`clean` puts its rows in :attr:`CleanResult.filtered`.
+
+    Parameters
+    ----------
+    events : pl.DataFrame, shape (n, c)
+    keep : sequence of str
+
+    Returns
+    -------
+    events : pl.DataFrame, shape (n - r, c)
+    report : StepReport
+    removed : pl.DataFrame, shape (r, c + 2)
+    """
+    step = "keep_event_types"
+    if EVENT not in events.columns:
+        return _skip(step, events, "no event column")
+    keep = list(keep)
+    present = set(events[EVENT].cast(pl.String).unique().drop_nulls().to_list())
+    if not present & set(keep):
+        raise ValueError(f"keep_events={keep}: none of these event types occur "
+                         f"(event types present: {sorted(present)})")
+    n = events.height
+    mask = events.select(pl.col(EVENT).cast(pl.String).is_in(keep).fill_null(False)).to_series()
+    kept, gone = _split(events, ~mask)
+    gone = _tagged(gone, step, pl.lit("event type not kept: ") + pl.col(EVENT).cast(pl.String))
+    rep = StepReport(step, n, kept.height, gone.height, 0,
+                     f"kept event types {', '.join(keep)}",
+                     {"removed_by_reason": _counts(gone, "reason")})
+    log.info("clean: %s removed %d rows", step, gone.height)
+    return kept, rep, gone
+
+
 def k_core(
     events: pl.DataFrame,
     k: int | None,
@@ -930,7 +970,7 @@ def clean(
     config: CleanConfig | None = None,
 ) -> CleanResult:
     """Run the cleaning steps in order: dedupe, bots, impossible, impute, completion,
-    threshold, k-core.
+    threshold, event types, k-core.
 
     Parameters
     ----------
@@ -945,7 +985,7 @@ def clean(
     Returns
     -------
     CleanResult
-        Cleaned frames, one :class:`StepReport` per step (7, skipped ones included), the
+        Cleaned frames, one :class:`StepReport` per step (8, skipped ones included), the
         quarantined data errors and the filtered rows, each with ``input_row`` (0-based
         position in ``events``), ``step`` and ``reason``.
     """
@@ -987,6 +1027,8 @@ def clean(
     ev = run(apply_rating_threshold(ev, cfg.rating_threshold)
              if cfg.rating_threshold is not None
              else _skip("apply_rating_threshold", ev, "switched off"), filtered)
+    ev = run(keep_event_types(ev, cfg.keep_events) if cfg.keep_events is not None
+             else _skip("keep_event_types", ev, "switched off"), filtered)
     ev = run(k_core(ev, cfg.k_core, k_items=cfg.k_core_items, count=cfg.k_core_count)
              if cfg.k_core is not None or cfg.k_core_items is not None
              else _skip("k_core", ev, "switched off"), filtered)

@@ -1,0 +1,230 @@
+"""The benchmark runner behind ``streamrec benchmark``.
+
+For each model: tune hyperparameters on **valid only** (fit on train, rank valid items with
+train items excluded), then fit with the chosen hyperparameters on train once per seed and
+evaluate on test with train and valid items excluded (full ranking, as RecBole does on the
+same split files). Deterministic models are fitted once. Peers (RecBole) run as separate
+processes on the same split files written in RecBole's atomic format.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import os
+import subprocess
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from streamrec.eval.protocol import EvalResult, evaluate
+
+from streamrec.data.splits import Split
+from streamrec.models.registry import create, get_class
+
+#: names of StreamRec models and their RecBole counterparts (for ``--peers recbole``)
+RECBOLE_MODELS = {"pop": "Pop", "itemknn": "ItemKNN", "ease": "EASE", "bpr": "BPR",
+                  "multvae": "MultiVAE", "neumf": "NeuMF", "sasrec": "SASRec", "gru4rec": "GRU4Rec"}
+PEERS_DIR = Path(__file__).resolve().parents[4] / "shared" / "peers"
+DEFAULT_PEERS_VENV = Path.home() / ".cache" / "streamrec-peers"
+
+Progress = Callable[[str, int, int], None]
+
+
+@dataclass(frozen=True)
+class BenchmarkConfig:
+    """What to run.
+
+    Attributes
+    ----------
+    models : tuple of str
+        Registry names.
+    seeds : int
+        Test fits per stochastic model (seeds 0..seeds-1); deterministic models fit once.
+    tune : bool
+        Search each model's declared ``search_space`` on valid; else its defaults.
+    tune_metric : str
+        Valid metric to maximise, e.g. ``"ndcg@10"``.
+    max_trials : int
+        Full grid when it has at most this many points, else this many random points
+        (seeded; the defaults are always tried first).
+    ks : tuple of int
+        Cut-offs of every metric.
+    batch_size : int
+        Users scored at once by the evaluator (results do not depend on it).
+    params : dict
+        Fixed hyperparameters per model name, applied on top of defaults / tuning.
+    """
+
+    models: tuple[str, ...]
+    seeds: int = 3
+    tune: bool = False
+    tune_metric: str = "ndcg@10"
+    max_trials: int = 24
+    ks: tuple[int, ...] = (10, 20)
+    batch_size: int = 2048
+    params: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+
+@dataclass
+class Run:
+    """One test evaluation of one fitted model (or one peer result)."""
+
+    model: str
+    system: str
+    params: dict[str, Any]
+    seed: int
+    protocol: str
+    metrics: dict[str, float]
+    fit_seconds: float
+    eval_seconds: float = 0.0
+    result: EvalResult | None = None
+
+    def row(self) -> dict[str, Any]:
+        """The results.json row."""
+        return {"model": self.model, "system": self.system, "params": self.params,
+                "seed": self.seed, "protocol": self.protocol,
+                "metrics": {k: round(float(v), 6) for k, v in self.metrics.items()},
+                "fit_seconds": round(self.fit_seconds, 3),
+                "eval_seconds": round(self.eval_seconds, 3)}
+
+
+@dataclass
+class Trial:
+    """One tuning point: hyperparameters and the valid metric."""
+
+    model: str
+    params: dict[str, Any]
+    valid: float
+    fit_seconds: float
+
+
+@dataclass
+class BenchmarkResult:
+    runs: list[Run]
+    trials: list[Trial]
+    chosen: dict[str, dict[str, Any]]
+    config: BenchmarkConfig
+    protocol: str
+    data: str
+    split_counts: dict[str, int]
+
+    def rows(self) -> list[dict[str, Any]]:
+        return [r.row() for r in self.runs]
+
+
+def search_points(name: str, max_trials: int, rng: np.random.Generator) -> list[dict[str, Any]]:
+    """Hyperparameter points for ``name``: its defaults first, then the declared grid
+    (all of it when small enough, else a seeded random sample)."""
+    cls = get_class(name)
+    space: dict[str, list[Any]] = dict(getattr(cls, "search_space", {}) or {})
+    points: list[dict[str, Any]] = [{}]
+    if not space:
+        return points
+    keys = sorted(space)
+    grid = [dict(zip(keys, vals, strict=True)) for vals in itertools.product(*(space[k] for k in keys))]
+    if len(grid) > max_trials - 1:
+        pick = rng.choice(len(grid), size=max(max_trials - 1, 0), replace=False)
+        grid = [grid[i] for i in sorted(pick)]
+    return points + grid
+
+
+def _fit(name: str, params: dict[str, Any], train, valid, seed: int):
+    model = create(name, **params)
+    start = time.perf_counter()
+    model.fit(train, valid=valid, rng=np.random.default_rng(seed))
+    return model, time.perf_counter() - start
+
+
+def tune_model(name: str, split: Split, cfg: BenchmarkConfig,
+               progress: Progress | None = None) -> tuple[dict[str, Any], list[Trial]]:
+    """Pick hyperparameters for ``name`` on valid (fit on train, seed 0)."""
+    fixed = cfg.params.get(name, {})
+    points = search_points(name, cfg.max_trials, np.random.default_rng(0)) if cfg.tune else [{}]
+    trials: list[Trial] = []
+    for i, point in enumerate(points):  # a loop over tuning points
+        params = {**point, **fixed}
+        if len(points) > 1:
+            model, secs = _fit(name, params, split.train, None, 0)
+            res = evaluate(model, split.valid, exclude=split.train, ks=cfg.ks,
+                           batch_size=cfg.batch_size)
+            trials.append(Trial(name, params, float(res.means()[cfg.tune_metric]), secs))
+        if progress is not None:
+            progress(f"tuning {name}", i + 1, len(points))
+    if not trials:
+        return dict(fixed), trials
+    best = max(trials, key=lambda t: t.valid)
+    return dict(best.params), trials
+
+
+def run_benchmark(split: Split, cfg: BenchmarkConfig, *, protocol: str, data: str = "",
+                  item_categories: np.ndarray | None = None,
+                  progress: Progress | None = None) -> BenchmarkResult:
+    """Tune (optionally), fit over seeds and evaluate every model of ``cfg`` on ``split``."""
+    runs: list[Run] = []
+    trials: list[Trial] = []
+    chosen: dict[str, dict[str, Any]] = {}
+    item_counts = split.train.item_counts()
+    for name in cfg.models:  # a loop over models
+        params, tr = tune_model(name, split, cfg, progress)
+        trials += tr
+        chosen[name] = params
+        stochastic = bool(getattr(get_class(name), "stochastic", False))
+        seeds = range(cfg.seeds) if stochastic else range(1)
+        for seed in seeds:  # a loop over seeds
+            model, secs = _fit(name, params, split.train, split.valid, seed)
+            start = time.perf_counter()
+            res = evaluate(model, split.test, exclude=[split.train, split.valid], ks=cfg.ks,
+                           batch_size=cfg.batch_size, item_counts=item_counts,
+                           item_categories=item_categories)
+            runs.append(Run(name, "streamrec", model.get_params(), seed, protocol,
+                            res.means(), secs, time.perf_counter() - start, res))
+            if progress is not None:
+                progress(f"testing {name}", seed + 1, len(seeds))
+    return BenchmarkResult(runs, trials, chosen, cfg, protocol, data,
+                           {k: len(getattr(split, k)) for k in ("train", "valid", "test")})
+
+
+# ---------------------------------------------------------------------------- peers
+def peers_python(venv: str | Path | None = None) -> Path | None:
+    """The peers venv's python (``$STREAMREC_PEERS_VENV`` or ~/.cache/streamrec-peers)."""
+    root = Path(venv or os.environ.get("STREAMREC_PEERS_VENV", DEFAULT_PEERS_VENV))
+    py = root / "bin" / "python"
+    return py if py.exists() else None
+
+
+def run_recbole_peer(split_dir: Path, name: str, model: str, protocol: str, *,
+                     params: dict[str, Any] | None = None, venv: str | Path | None = None,
+                     timeout: float = 3600.0) -> Run:
+    """Run ``../shared/peers/run_recbole.py`` on ``split_dir/name/name.*.inter``.
+
+    Raises
+    ------
+    FileNotFoundError
+        When the peers venv or script is missing (say how to create it).
+    RuntimeError
+        When RecBole fails (its last lines of stderr are in the message).
+    """
+    py = peers_python(venv)
+    script = PEERS_DIR / "run_recbole.py"
+    if py is None or not script.exists():
+        raise FileNotFoundError(
+            f"RecBole peers venv not found (looked for {py or DEFAULT_PEERS_VENV}/bin/python, "
+            f"{script}); create it with `bash ../shared/peers/setup.sh` or set STREAMREC_PEERS_VENV")
+    rb_model = RECBOLE_MODELS.get(model, model)
+    cmd = [str(py), str(script), str(split_dir), name, rb_model]
+    if params:
+        cmd.append(json.dumps(params))
+    env = {**os.environ, "TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD": "1"}
+    proc = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=timeout,
+                          check=False, cwd=split_dir)
+    lines = [ln for ln in proc.stdout.splitlines() if ln.startswith("{")]
+    if proc.returncode != 0 or not lines:
+        tail = "\n".join(proc.stderr.strip().splitlines()[-5:])
+        raise RuntimeError(f"RecBole {rb_model} failed (exit {proc.returncode}):\n{tail}")
+    out = json.loads(lines[-1])
+    return Run(model, out.get("system", "recbole"), out.get("params", {}), 0, protocol,
+               {k.lower(): float(v) for k, v in out["test"].items()}, float(out["seconds"]))

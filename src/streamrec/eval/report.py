@@ -1,0 +1,170 @@
+"""Benchmark reports: results.json, per-user arrays, report.md and a PNG bar chart.
+
+Every leaderboard shows, per model: the mean ± std of each metric over seeds, a 95%
+bootstrap confidence interval over users (per-user values averaged over seeds), and paired
+t-test and Wilcoxon signed-rank p-values against the best StreamRec model on the main
+metric. Peer rows (RecBole) carry their means only: they have no per-user values, so they
+get no interval and no test.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from streamrec.eval.significance import bootstrap_ci, mean_std, paired_ttest, wilcoxon
+
+from streamrec.eval.benchmark import BenchmarkResult, Run
+
+
+@dataclass
+class Line:
+    """One leaderboard line: a (model, system) over its seeds."""
+
+    model: str
+    system: str
+    seeds: int
+    mean: dict[str, float]
+    std: dict[str, float]
+    ci: tuple[float, float] | None
+    p_ttest: float | None
+    p_wilcoxon: float | None
+    fit_seconds: float
+    per_user: np.ndarray | None  # main metric, averaged over seeds, shape (U,)
+
+
+def leaderboard(runs: list[Run], metric: str = "ndcg@10", *, n_boot: int = 1000) -> list[Line]:
+    """Group runs by (model, system), sort by ``metric`` (best first), add CIs and tests."""
+    groups: dict[tuple[str, str], list[Run]] = {}
+    for r in runs:
+        groups.setdefault((r.model, r.system), []).append(r)
+    lines: list[Line] = []
+    for (model, system), rs in groups.items():
+        keys = sorted(set().union(*(r.metrics for r in rs)))
+        mean, std = {}, {}
+        for k in keys:
+            vals = [r.metrics[k] for r in rs if k in r.metrics]
+            mean[k], std[k] = mean_std(np.asarray(vals, dtype=np.float64))
+        per_user = None
+        ci = None
+        with_pu = [r.result for r in rs if r.result is not None and metric in r.result.per_user]
+        if with_pu:
+            per_user = np.mean([res.per_user[metric] for res in with_pu], axis=0)
+            ci = bootstrap_ci(per_user, n_boot=n_boot, alpha=0.05, rng=0)
+            ci = (float(ci[0]), float(ci[1]))
+        lines.append(Line(model, system, len(rs), mean, std, ci, None, None,
+                          float(np.mean([r.fit_seconds for r in rs])), per_user))
+    lines.sort(key=lambda ln: -ln.mean.get(metric, -np.inf))
+    best = next((ln for ln in lines if ln.per_user is not None), None)
+    if best is not None:
+        for ln in lines:
+            if ln.per_user is not None and ln is not best and len(ln.per_user) == len(best.per_user):
+                ln.p_ttest = paired_ttest(best.per_user, ln.per_user).p_value
+                ln.p_wilcoxon = wilcoxon(best.per_user, ln.per_user).p_value
+    return lines
+
+
+def _pm(ln: Line, k: str) -> str:
+    if k not in ln.mean:
+        return "–"
+    return f"{ln.mean[k]:.4f} ± {ln.std[k]:.4f}" if ln.seeds > 1 else f"{ln.mean[k]:.4f}"
+
+
+def _p(p: float | None) -> str:
+    if p is None:
+        return "–"
+    return "<1e-4" if p < 1e-4 else f"{p:.4f}"
+
+
+def markdown(result: BenchmarkResult, lines: list[Line], metric: str,
+             columns: tuple[str, ...]) -> str:
+    """The report.md text."""
+    cfg = result.config
+    best = next((ln for ln in lines if ln.per_user is not None), None)
+    out = [
+        f"# Benchmark: {result.data or 'data'} · {result.protocol}",
+        "",
+        f"Split rows: train {result.split_counts['train']:,} / valid "
+        f"{result.split_counts['valid']:,} / test {result.split_counts['test']:,}. Full ranking "
+        "over every item known at training time; relevant = all held-out interactions; test "
+        "excludes each user's train and valid items. Hyperparameters "
+        + ("tuned on valid only (train fit, train items excluded), " if cfg.tune else "at defaults, ")
+        + f"then fitted on train; stochastic models over {cfg.seeds} seed(s).",
+        "",
+        f"Leaderboard by {metric} (mean ± std over seeds; 95% CI: bootstrap over users of the "
+        f"seed-averaged per-user {metric}; p: paired tests against the best StreamRec model"
+        + (f", **{best.model}**" if best else "") + ").",
+        "",
+    ]
+    head = ["model", "system", "seeds", *columns, f"95% CI {metric}", "p t-test", "p Wilcoxon",
+            "fit s"]
+    out.append("| " + " | ".join(head) + " |")
+    out.append("|" + "---|" * len(head))
+    for ln in lines:
+        ci = f"[{ln.ci[0]:.4f}, {ln.ci[1]:.4f}]" if ln.ci else "–"
+        cells = [ln.model, ln.system, str(ln.seeds), *(_pm(ln, c) for c in columns), ci,
+                 _p(ln.p_ttest), _p(ln.p_wilcoxon), f"{ln.fit_seconds:.2f}"]
+        out.append("| " + " | ".join(cells) + " |")
+    if result.trials:
+        out += ["", "## Tuning (valid " + cfg.tune_metric + ")", "",
+                "| model | trials | chosen hyperparameters | best valid |", "|---|---|---|---|"]
+        for model, params in result.chosen.items():
+            tr = [t for t in result.trials if t.model == model]
+            if tr:
+                out.append(f"| {model} | {len(tr)} | `{json.dumps(params)}` | "
+                           f"{max(t.valid for t in tr):.4f} |")
+    out += ["", "![leaderboard](leaderboard.png)", ""]
+    return "\n".join(out)
+
+
+def bar_chart(lines: list[Line], metric: str, path: Path, title: str) -> Path:
+    """A horizontal bar chart of ``metric`` with CI whiskers (PNG)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    shown = [ln for ln in lines if metric in ln.mean][::-1]
+    fig, ax = plt.subplots(figsize=(7, 0.45 * len(shown) + 1.5))
+    vals = [ln.mean[metric] for ln in shown]
+    lo = [ln.mean[metric] - ln.ci[0] if ln.ci else 0.0 for ln in shown]
+    hi = [ln.ci[1] - ln.mean[metric] if ln.ci else 0.0 for ln in shown]
+    colors = ["#4C72B0" if ln.system == "streamrec" else "#DD8452" for ln in shown]
+    labels = [ln.model if ln.system == "streamrec" else f"{ln.model} ({ln.system})" for ln in shown]
+    ax.barh(labels, vals, xerr=[lo, hi], color=colors, capsize=3)
+    for y, v in enumerate(vals):
+        ax.text(v, y, f" {v:.4f}", va="center", fontsize=8)
+    ax.set_xlabel(f"{metric} (95% CI over users)")
+    ax.set_title(title, fontsize=10)
+    ax.set_xlim(0, max(vals + [1e-9]) * 1.25)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return path
+
+
+def write_report(result: BenchmarkResult, out_dir: str | Path, *, metric: str = "ndcg@10",
+                 columns: tuple[str, ...] | None = None) -> dict[str, Path]:
+    """Write results.json, per_user.npz, report.md and leaderboard.png into ``out_dir``."""
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    k0 = result.config.ks[0]
+    columns = columns or (f"ndcg@{k0}", f"recall@{k0}", f"precision@{k0}", f"map@{k0}",
+                          f"mrr@{k0}", f"hit@{k0}", f"ndcg@{result.config.ks[-1]}")
+    lines = leaderboard(result.runs, metric)
+    paths = {"results": out / "results.json", "per_user": out / "per_user.npz",
+             "report": out / "report.md", "chart": out / "leaderboard.png"}
+    paths["results"].write_text(json.dumps(result.rows(), indent=2))
+    arrays: dict[str, Any] = {}
+    for r in result.runs:
+        if r.result is not None:
+            arrays[f"{r.model}/{r.seed}/users"] = r.result.users
+            for k, v in r.result.per_user.items():
+                arrays[f"{r.model}/{r.seed}/{k}"] = v
+    np.savez_compressed(paths["per_user"], **arrays)
+    paths["report"].write_text(markdown(result, lines, metric, columns))
+    bar_chart(lines, metric, paths["chart"], f"{result.data} · {result.protocol}")
+    return paths
