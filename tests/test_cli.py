@@ -81,12 +81,20 @@ def test_quickstart_small(tmp_path: Path):
     assert "temporal_global" in res.output
     for part in ("train", "valid", "test"):
         assert (tmp_path / "qs" / "split" / f"{part}.parquet").exists()
+    # the baselines are trained and the leaderboard printed and written
+    assert "leaderboard" in res.output
+    for model in ("pop", "itemknn", "ease", "ials", "bpr"):
+        assert model in res.output
+    rows = json.loads((tmp_path / "qs" / "report" / "results.json").read_text())
+    assert {r["model"] for r in rows} == {"pop", "itemknn", "ease", "ials", "bpr"}
+    assert all(0.0 <= r["metrics"]["ndcg@10"] <= 1.0 for r in rows)
+    assert (tmp_path / "qs" / "report" / "leaderboard.png").stat().st_size > 1000
 
 
 def test_quickstart_finds_every_injected_anomaly(tmp_path: Path):
     from streamrec.quickstart import run_quickstart
 
-    res = run_quickstart(tmp_path / "qs", users=600, items=300, days=15, seed=4)
+    res = run_quickstart(tmp_path / "qs", users=600, items=300, days=15, seed=4, models=())
     rows = {name: (injected, found) for name, injected, found, _ in res.anomaly_rows()}
     assert set(rows) == {"exact duplicate rows", "negative durations", "missing side values",
                          "bot users with events", "bot events"}

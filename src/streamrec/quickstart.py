@@ -1,7 +1,7 @@
-"""The main job on the embedded default data: generate → read → clean → split.
+"""The main job on the embedded default data: generate → read → clean → split → benchmark.
 
 ``streamrec quickstart`` calls :func:`run_quickstart` and prints its summary; later stages
-(training, evaluation, registry, serving) are added here as they land.
+(registry, serving) are added here as they land.
 """
 
 from __future__ import annotations
@@ -17,6 +17,12 @@ from streamrec.data.pipeline import Prepared, prepare
 from streamrec.data.spec import DataSpec
 from streamrec.data.splits import Split, temporal_global, write_split
 
+#: event types that count as positive feedback for ranking (impressions, clicks without a
+#: play and skips do not)
+POSITIVE_EVENTS = ("play", "like")
+#: the baselines the quickstart trains (defaults, one seed)
+QUICKSTART_MODELS = ("pop", "itemknn", "ease", "ials", "bpr")
+
 
 @dataclass
 class QuickstartResult:
@@ -25,6 +31,8 @@ class QuickstartResult:
     split: Split
     data_dir: Path
     split_dir: Path
+    benchmark: object | None = None  # streamrec.eval.benchmark.BenchmarkResult
+    report: dict[str, Path] | None = None
 
     def anomaly_rows(self) -> list[tuple[str, int, int, str]]:
         """``(anomaly, injected, found, where)`` comparing the generator's truth (world.json)
@@ -63,19 +71,37 @@ def run_quickstart(
     items: int = 2_500,
     days: int = 45,
     seed: int = 0,
+    models: tuple[str, ...] = QUICKSTART_MODELS,
     progress: Callable[[int, int], None] | None = None,
+    stage_progress: Callable[[str, int, int], None] | None = None,
 ) -> QuickstartResult:
     """Generate a world into ``workdir/data``, read it back with malformed rows quarantined,
-    clean it, and write a temporal_global split to ``workdir/split``."""
+    clean it, keep the positive events (plays, likes), write a temporal_global split to
+    ``workdir/split``, then fit ``models`` at their defaults on train and evaluate them on
+    test (full ranking, users and items seen in train; report in ``workdir/report``).
+    ``models=()`` stops after the split. ``progress(done, total)`` follows the generator,
+    ``stage_progress(what, done, total)`` the training and evaluation."""
     from streamrec.data.synthetic.world import WorldConfig, write_world
 
     workdir = Path(workdir)
     data_dir = workdir / "data"
     info = write_world(WorldConfig(n_users=users, n_items=items, n_days=days, seed=seed),
                        data_dir, progress=progress)
-    prep = prepare(DataSpec("events", data_dir), on_bad_rows="quarantine", clean=CleanConfig())
+    prep = prepare(DataSpec("events", data_dir), on_bad_rows="quarantine",
+                   clean=CleanConfig(keep_events=POSITIVE_EVENTS))
     prep.write_quarantine(workdir / "quarantine.csv")
-    split = temporal_global(prep.dataset, 0.1, 0.1)
+    # a production-like time cut; users/items first seen after it are cold-start cases,
+    # which the ranking leaderboard leaves to the serving fallbacks
+    split = temporal_global(prep.dataset, 0.1, 0.1, cold="drop")
     split_dir = workdir / "split"
     write_split(split, split_dir, name="synthetic")
-    return QuickstartResult(info, prep, split, data_dir, split_dir)
+    res = QuickstartResult(info, prep, split, data_dir, split_dir)
+    if models:
+        from streamrec.eval.benchmark import BenchmarkConfig, run_benchmark
+        from streamrec.eval.report import write_report
+
+        cfg = BenchmarkConfig(models=tuple(models), seeds=1)
+        res.benchmark = run_benchmark(split, cfg, protocol="temporal_global",
+                                      data="synthetic (quickstart)", progress=stage_progress)
+        res.report = write_report(res.benchmark, workdir / "report")
+    return res

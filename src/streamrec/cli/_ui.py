@@ -22,8 +22,9 @@ err_console = Console(stderr=True)
 
 
 @contextmanager
-def progress_bar(description: str) -> Iterator[Callable[[int, int], None]]:
-    """A progress bar driven by a ``callback(done, total)``; yields the callback."""
+def progress_bar(description: str) -> Iterator[Callable[..., None]]:
+    """A progress bar driven by a ``callback(done, total, description=None)``; yields the
+    callback (a new description relabels the bar, e.g. for the next stage)."""
     with Progress(
         SpinnerColumn(),
         TextColumn("[bold]{task.description}"),
@@ -36,7 +37,9 @@ def progress_bar(description: str) -> Iterator[Callable[[int, int], None]]:
     ) as prog:
         task = prog.add_task(description, total=None)
 
-        def update(done: int, total: int) -> None:
+        def update(done: int, total: int, description: str | None = None) -> None:
+            if description is not None:
+                prog.update(task, description=description)
             prog.update(task, completed=done, total=total)
 
         yield update

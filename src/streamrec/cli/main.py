@@ -301,9 +301,15 @@ def split(
     except ValueError as exc:
         err_console.print(f"[bold red]error:[/] {escape(str(exc))}", soft_wrap=True, highlight=False)
         raise typer.Exit(2) from exc
-    paths = write_split(sp, out, name=name or prep.dataset.name, fmt=fmt.value)
+    paths = write_split(sp, out, name=name or _recbole_name(prep.dataset.name), fmt=fmt.value)
     _print_cleaning(prep)
     console.print(_split_table(sp, f"{protocol.value} split -> {paths[0].parent}"))
+
+
+def _recbole_name(name: str) -> str:
+    """RecBole treats some names (``ml-100k``) as its bundled examples and looks for them
+    in its own package; underscores keep the split files found where they are written."""
+    return name.replace("-", "_")
 
 
 def _split_table(sp, title: str):
@@ -378,18 +384,15 @@ def benchmark(
     prep = _prepare(data, _columns(user_col, item_col, time_col, value_col, event_col),
                     on_bad_rows, cfg, None, out / "quarantine.csv")
     sp = make_split(prep.dataset, protocol.value)
-    name = prep.dataset.name
+    name = _recbole_name(prep.dataset.name)
     split_dir = out / "split"
     write_split(sp, split_dir, name=name, fmt="recbole")
     bcfg = BenchmarkConfig(models=names, seeds=seeds, tune=tune, tune_metric=metric,
                            max_trials=max_trials)
     with progress_bar("benchmark") as cb:
-        def progress(what: str, done: int, total: int) -> None:
-            cb(done, total)
-
         result = run_benchmark(sp, bcfg, protocol=protocol.value, data=data,
                                item_categories=_item_categories(prep.dataset, sp),
-                               progress=progress)
+                               progress=lambda what, done, total: cb(done, total, what))
     for peer in peers or []:
         todo = ([m.strip() for m in peer_models.split(",")] if peer_models
                 else [m for m in names if m in RECBOLE_MODELS])
@@ -472,16 +475,22 @@ def quickstart(
     seed: Annotated[int, typer.Option(help="random seed")] = 0,
 ) -> None:
     """The main job on the embedded default: generate a synthetic StreamRec world, read it
-    back (quarantining malformed rows), clean it, split it (temporal_global) and print a
-    summary. Later stages (training, evaluation, serving) join as they land."""
+    back (quarantining malformed rows), clean it, keep plays and likes as positives, split
+    it (temporal_global), train the baselines (pop, itemknn, ease, ials, bpr) and print the
+    leaderboard (full ranking on test). Serving joins as it lands."""
     from streamrec.quickstart import run_quickstart
 
     start = time.perf_counter()
     with progress_bar("generating synthetic world") as cb:
-        res = run_quickstart(workdir, users=users, items=items, days=days, seed=seed, progress=cb)
+        res = run_quickstart(workdir, users=users, items=items, days=days, seed=seed, progress=cb,
+                             stage_progress=lambda what, done, total: cb(done, total, what))
     _print_cleaning(res.prepared)
     console.print(_anomaly_table(res.anomaly_rows()))
     console.print(_split_table(res.split, f"temporal_global split -> {res.split_dir}"))
+    if res.benchmark is not None:
+        console.print(_leaderboard_table(res.benchmark, "ndcg@10", "synthetic, temporal_global, "
+                                         "defaults, warm users"))
+        console.print(f"report: {res.report['report']}  chart: {res.report['chart']}")
     console.print(kv_table("quickstart", [
         ("workdir", str(workdir)), ("events generated", res.world_info.get("rows", "")),
         ("interactions after cleaning", len(res.prepared.dataset)),

@@ -1,0 +1,84 @@
+"""The benchmark runner: tuning on valid only, seeds, results.json/report.md/PNG, CLI."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+from typer.testing import CliRunner
+
+from streamrec.cli.main import app
+from streamrec.data.clean import CleanConfig
+from streamrec.data.pipeline import prepare
+from streamrec.data.splits import temporal_user
+from streamrec.eval.benchmark import BenchmarkConfig, run_benchmark, search_points, tune_model
+from streamrec.eval.report import leaderboard, write_report
+
+SPEC = "synthetic:users=300,items=120,days=12,seed=5"
+
+
+@pytest.fixture(scope="module")
+def split():
+    prep = prepare(SPEC, on_bad_rows="quarantine", clean=CleanConfig(keep_events=("play", "like")))
+    return temporal_user(prep.dataset)
+
+
+def test_search_points_defaults_first_and_capped():
+    pts = search_points("ease", 4, np.random.default_rng(0))
+    assert pts[0] == {} and len(pts) == 4
+    assert all(set(p) == {"lam"} for p in pts[1:])
+    assert search_points("ease", 4, np.random.default_rng(0)) == pts  # seeded
+    assert search_points("pop", 10, np.random.default_rng(0))[0] == {}
+
+
+def test_tuning_uses_valid_only(split, monkeypatch):
+    import streamrec.eval.benchmark as bm
+
+    seen = []
+    real = bm.evaluate
+
+    def spy(model, test, **kw):
+        seen.append(test)
+        return real(model, test, **kw)
+
+    monkeypatch.setattr(bm, "evaluate", spy)
+    cfg = BenchmarkConfig(models=("ease",), tune=True, max_trials=3)
+    params, trials = tune_model("ease", split, cfg)
+    assert len(trials) == 3 and all(t is split.valid for t in seen)
+    assert params == max(trials, key=lambda t: t.valid).params
+
+
+def test_run_and_report(split, tmp_path: Path):
+    cfg = BenchmarkConfig(models=("pop", "ease", "ials"), seeds=2, tune=False)
+    res = run_benchmark(split, cfg, protocol="temporal_user", data=SPEC)
+    # deterministic models once, stochastic ones per seed
+    assert [(r.model, r.seed) for r in res.runs] == [("pop", 0), ("ease", 0), ("ials", 0),
+                                                      ("ials", 1)]
+    paths = write_report(res, tmp_path)
+    rows = json.loads(paths["results"].read_text())
+    assert set(rows[0]) >= {"model", "params", "seed", "protocol", "metrics", "fit_seconds"}
+    assert rows[0]["protocol"] == "temporal_user" and "ndcg@10" in rows[0]["metrics"]
+    text = paths["report"].read_text()
+    assert "95% CI" in text and "p t-test" in text and "| ials | streamrec | 2 |" in text
+    assert paths["chart"].stat().st_size > 1000
+    lines = leaderboard(res.runs)
+    assert [ln.mean["ndcg@10"] for ln in lines] == sorted((ln.mean["ndcg@10"] for ln in lines),
+                                                         reverse=True)
+    best = lines[0]
+    assert best.p_ttest is None and all(ln.p_ttest is not None for ln in lines[1:])
+    assert all(ln.ci[0] <= ln.mean["ndcg@10"] + 1e-9 for ln in lines)
+
+
+def test_cli_benchmark(tmp_path: Path):
+    res = CliRunner().invoke(app, ["benchmark", "--data", SPEC, "--events", "play,like",
+                                   "--models", "pop,ease", "--seeds", "1", "--tune",
+                                   "--max-trials", "2", "--out", str(tmp_path / "b")])
+    assert res.exit_code == 0, res.output
+    assert "leaderboard" in res.output
+    assert (tmp_path / "b" / "split" / "synthetic" / "synthetic.test.inter").exists()
+    assert "## Tuning" in (tmp_path / "b" / "report.md").read_text()
+    bad = CliRunner().invoke(app, ["benchmark", "--data", SPEC, "--models", "nope",
+                                   "--out", str(tmp_path / "c")])
+    assert bad.exit_code == 2 and "unknown model" in bad.output
