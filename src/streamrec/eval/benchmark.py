@@ -20,9 +20,9 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from streamrec.eval.protocol import EvalResult, evaluate
 
 from streamrec.data.splits import Split
+from streamrec.eval.protocol import EvalResult, evaluate
 from streamrec.models.registry import create, get_class
 
 #: names of StreamRec models and their RecBole counterparts (for ``--peers recbole``)

@@ -15,9 +15,9 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from streamrec.eval.significance import bootstrap_ci, mean_std, paired_ttest, wilcoxon
 
 from streamrec.eval.benchmark import BenchmarkResult, Run
+from streamrec.eval.significance import bootstrap_ci, mean_std, paired_ttest, wilcoxon
 
 
 @dataclass
@@ -162,8 +162,9 @@ def write_report(result: BenchmarkResult, out_dir: str | Path, *, metric: str = 
     for r in result.runs:
         if r.result is not None:
             arrays[f"{r.model}/{r.seed}/users"] = r.result.users
+            label = "sampled_" if r.result.sampled else ""  # sampled values say so everywhere
             for k, v in r.result.per_user.items():
-                arrays[f"{r.model}/{r.seed}/{k}"] = v
+                arrays[f"{r.model}/{r.seed}/{label}{k}"] = v
     np.savez_compressed(paths["per_user"], **arrays)
     paths["report"].write_text(markdown(result, lines, metric, columns))
     bar_chart(lines, metric, paths["chart"], f"{result.data} · {result.protocol}")

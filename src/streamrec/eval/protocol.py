@@ -1,0 +1,307 @@
+"""The full-ranking evaluator (DESIGN.md §4).
+
+:func:`evaluate` ranks every item known to the model for every test user (items the user
+already has in ``exclude`` are masked), takes the top ``max(ks)`` with the shared
+:func:`streamrec.retrieval.topk.topk`, and computes every metric at every cut-off from the
+resulting hit matrix. Scores are produced one batch of users at a time and only the top-k
+indices are kept, so memory is ``batch_size * n_items`` scores plus ``U * max(ks)`` indices.
+Results do not depend on ``batch_size``.
+
+Sampled evaluation (ranking each user's relevant items among ``N`` sampled negatives) is
+available only when asked for (``sampled=N``); its result is flagged ``sampled=True`` and its
+means are labelled ``sampled_...``.
+"""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Literal
+
+import numpy as np
+import scipy.sparse as sp
+
+from streamrec.data.interactions import Interactions
+from streamrec.eval import metrics as M
+from streamrec.models.base import Recommender, as_generator
+from streamrec.retrieval.topk import mask_rows, topk
+
+__all__ = ["RANKING_METRICS", "EvalResult", "evaluate"]
+
+#: the top-K accuracy metrics :func:`evaluate` knows, in their key spelling
+RANKING_METRICS: tuple[str, ...] = ("precision", "recall", "ndcg", "map", "mrr", "hit")
+
+ExcludeLike = (
+    Interactions
+    | sp.sparray
+    | sp.spmatrix
+    | Sequence[Interactions | sp.sparray | sp.spmatrix]
+    | None
+)
+
+_WITH_N_REL: dict[str, Callable[[np.ndarray, np.ndarray, int], np.ndarray]] = {
+    "recall": M.recall,
+    "ndcg": M.ndcg,
+    "map": M.average_precision,
+}
+_WITHOUT_N_REL: dict[str, Callable[[np.ndarray, int], np.ndarray]] = {
+    "precision": M.precision,
+    "mrr": M.mrr,
+    "hit": M.hit_rate,
+}
+
+
+@dataclass
+class EvalResult:
+    """Per-user and aggregate metrics of one evaluation.
+
+    Attributes
+    ----------
+    users : ndarray of int64, shape (U,)
+        Evaluated user indices (every user with at least one test interaction), ascending.
+    per_user : dict of str to ndarray of float64, shape (U,)
+        e.g. ``"ndcg@10"``, ``"novelty@10"``; row ``j`` belongs to ``users[j]``.
+    aggregate : dict of str to float
+        Metrics that are not per user, e.g. ``"coverage@10"``.
+    sampled : bool
+        True only for sampled evaluation (``evaluate(..., sampled=N)``).
+    n_negatives : int or None
+        Negatives sampled per user when ``sampled``.
+    """
+
+    users: np.ndarray
+    per_user: dict[str, np.ndarray] = field(default_factory=dict)
+    aggregate: dict[str, float] = field(default_factory=dict)
+    sampled: bool = False
+    n_negatives: int | None = None
+
+    def means(self) -> dict[str, float]:
+        """Mean over users of every per-user metric (nan entries skipped), plus the aggregates.
+
+        Returns
+        -------
+        dict of str to float
+            Keys as in ``per_user`` / ``aggregate``; when :attr:`sampled`, every key is
+            prefixed ``"sampled_"`` (e.g. ``"sampled_ndcg@10"``).
+        """
+        prefix = "sampled_" if self.sampled else ""
+        out: dict[str, float] = {}
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)  # all-nan or empty -> nan
+            for key, values in self.per_user.items():
+                out[prefix + key] = float(np.nanmean(values)) if len(values) else float("nan")
+        for key, value in self.aggregate.items():
+            out[prefix + key] = float(value)
+        return out
+
+
+def _exclusion_matrix(exclude: ExcludeLike, n_items: int) -> sp.csr_array | None:
+    """One csr (n_users, n_items) whose stored entries are the union of ``exclude``'s pairs."""
+    if exclude is None:
+        return None
+    parts = list(exclude) if isinstance(exclude, list | tuple) else [exclude]
+    rows: list[np.ndarray] = []
+    cols: list[np.ndarray] = []
+    n_rows = 0
+    for part in parts:
+        if isinstance(part, Interactions):
+            r, c, nr = part.users, part.items, part.n_users
+        elif sp.issparse(part):
+            coo = sp.coo_array(part)  # keeps explicitly stored zeros: stored means excluded
+            r, c, nr = coo.coords[0], coo.coords[1], part.shape[0]
+        else:
+            raise TypeError(
+                "evaluate: exclude must be Interactions, a scipy sparse matrix, or a list of "
+                f"them; got {type(part).__name__}"
+            )
+        rows.append(np.asarray(r, dtype=np.int64))
+        cols.append(np.asarray(c, dtype=np.int64))
+        n_rows = max(n_rows, int(nr))
+    if not parts:
+        return None
+    r, c = np.concatenate(rows), np.concatenate(cols)
+    keep = c < n_items  # items the model does not know cannot be ranked anyway
+    m = sp.csr_array(
+        (np.ones(int(keep.sum()), dtype=np.float32), (r[keep], c[keep])),
+        shape=(n_rows, n_items),
+    )
+    m.sum_duplicates()
+    return m
+
+
+def _check_args(model: Recommender, ks: Sequence[int], metrics: Sequence[str],
+                batch_size: int, sampled: int | None, sampling: str,
+                item_counts: np.ndarray | None, item_categories: np.ndarray | None,
+                item_embeddings: np.ndarray | None) -> tuple[int, tuple[int, ...]]:
+    n_items = getattr(model, "n_items_", None)
+    if n_items is None:
+        raise RuntimeError(f"evaluate: {type(model).__name__} is not fitted (no n_items_)")
+    ks_t = tuple(sorted({int(k) for k in ks}))
+    if not ks_t or ks_t[0] < 1:
+        raise ValueError(f"evaluate: ks must be positive integers, got {tuple(ks)}")
+    unknown = [m for m in metrics if m not in RANKING_METRICS]
+    if unknown:
+        raise ValueError(f"evaluate: unknown metrics {unknown}; known: {list(RANKING_METRICS)}")
+    if int(batch_size) < 1:
+        raise ValueError(f"evaluate: batch_size must be >= 1, got {batch_size}")
+    if item_categories is not None and item_embeddings is not None:
+        raise ValueError("evaluate: pass item_categories or item_embeddings, not both")
+    for name, arr in (("item_counts", item_counts), ("item_categories", item_categories),
+                      ("item_embeddings", item_embeddings)):
+        if arr is not None and len(arr) < int(n_items):
+            raise ValueError(f"evaluate: {name} has {len(arr)} rows, the model has {n_items} items")
+    if sampled is not None:
+        if int(sampled) < 1:
+            raise ValueError(f"evaluate: sampled must be a positive number of negatives, got {sampled}")
+        if sampling not in ("uniform", "popularity"):
+            raise ValueError(f"evaluate: sampling must be 'uniform' or 'popularity', got {sampling!r}")
+        if sampling == "popularity" and item_counts is None:
+            raise ValueError("evaluate: sampling='popularity' needs item_counts")
+    return int(n_items), ks_t
+
+
+def _sample_candidates(scores: np.ndarray, users: np.ndarray, truth: sp.csr_array,
+                       exclude: sp.csr_array | None, n_neg: int, weights: np.ndarray | None,
+                       gen: np.random.Generator) -> None:
+    """Keep only each row's relevant items and ``n_neg`` sampled negatives (in place).
+
+    Negatives are drawn without replacement from the items that are neither excluded nor
+    relevant: uniformly, or proportionally to ``weights`` (exponential keys ``E / w``,
+    Efraimidis-Spirakis). Random numbers are drawn row after row, so the draw of a user does
+    not depend on the batch it falls in.
+    """
+    shape = scores.shape
+    if weights is None:
+        priority = gen.random(shape)  # (B, I), larger is drawn first
+    else:
+        with np.errstate(divide="ignore"):
+            priority = -gen.standard_exponential(shape) / weights  # weight 0 -> -inf: never drawn
+    mask_rows(priority, exclude, users)
+    relevant = np.isneginf(mask_rows(np.zeros(shape, dtype=np.float32), truth, users))
+    priority[relevant] = -np.inf
+    neg, _ = topk(priority, n_neg)  # (B, n_neg), -1 where too few items are left
+    keep = relevant
+    rows = np.broadcast_to(np.arange(shape[0])[:, None], neg.shape)
+    ok = neg >= 0
+    keep[rows[ok], neg[ok]] = True
+    scores[~keep] = -np.inf
+
+
+def evaluate(
+    model: Recommender,
+    test: Interactions,
+    *,
+    exclude: ExcludeLike = None,
+    ks: Sequence[int] = (10, 20),
+    metrics: Sequence[str] = RANKING_METRICS,
+    batch_size: int = 1024,
+    item_counts: np.ndarray | None = None,
+    item_categories: np.ndarray | None = None,
+    item_embeddings: np.ndarray | None = None,
+    sampled: int | None = None,
+    sampling: Literal["uniform", "popularity"] = "uniform",
+    rng: np.random.Generator | int | None = None,
+) -> EvalResult:
+    """Full-ranking top-K evaluation of a fitted recommender.
+
+    Parameters
+    ----------
+    model : Recommender
+        Fitted; ``model.score(users)`` returns shape (B, ``model.n_items_``).
+    test : Interactions
+        Held-out interactions. Every user with at least one of them is evaluated; the
+        user's relevant items are its distinct test items, including items with index
+        ``>= model.n_items_`` (unseen at training time: counted in ``n_relevant``, never hit).
+    exclude : Interactions, sparse matrix, or list of them, optional
+        Stored (user, item) pairs that must not be recommended, e.g. ``[train, valid]`` at
+        test time. A relevant item that is also excluded can never be hit.
+    ks : sequence of int
+        Cut-offs; every metric is computed at each.
+    metrics : sequence of str
+        Among ``"precision", "recall", "ndcg", "map", "mrr", "hit"``.
+    batch_size : int
+        Users scored at once (memory ``batch_size * n_items`` float32); no effect on results.
+    item_counts : ndarray, shape (n_items,), optional
+        Training popularity; adds ``novelty@k`` (self-information against
+        ``model.n_users_`` users) and ``popularity@k`` per user; the weights of
+        ``sampling="popularity"``.
+    item_categories : ndarray of int, shape (n_items,), optional
+        Adds ``diversity@k`` (intra-list, 1 - same category).
+    item_embeddings : ndarray, shape (n_items, D), optional
+        Adds ``diversity@k`` (intra-list, 1 - cosine); not together with categories.
+    sampled : int, optional
+        Sampled evaluation: rank each user's relevant items among this many negatives drawn
+        from the non-excluded, non-relevant items. Off by default (full ranking).
+    sampling : {"uniform", "popularity"}
+        Negative distribution for ``sampled`` (popularity: proportional to ``item_counts``).
+    rng : numpy Generator or int seed, optional
+        Randomness of ``sampled`` (seed 0 when None).
+
+    Returns
+    -------
+    EvalResult
+        ``per_user`` keys ``"{metric}@{k}"``; ``aggregate`` holds ``"coverage@{k}"`` (full
+        ranking only). Sampled results carry ``sampled=True`` and no beyond-accuracy metrics.
+    """
+    n_items, ks_t = _check_args(model, ks, metrics, batch_size, sampled, sampling,
+                                item_counts, item_categories, item_embeddings)
+    truth = test.to_csr()  # (n_users, test.n_items): stored = relevant
+    per_row = np.diff(truth.indptr)
+    users = np.flatnonzero(per_row).astype(np.int64)
+    n_rel = per_row[users].astype(np.int64)
+    ex = _exclusion_matrix(exclude, n_items)
+    k_max = min(ks_t[-1], n_items)
+
+    weights = None
+    gen = None
+    if sampled is not None:
+        gen = as_generator(rng)
+        if sampling == "popularity":
+            weights = np.asarray(item_counts, dtype=np.float64)[:n_items]
+
+    bs = int(batch_size)
+    ranked = np.full((len(users), k_max), -1, dtype=np.int64)
+    for lo in range(0, len(users), bs):  # a loop over user batches
+        ub = users[lo:lo + bs]
+        scores = np.array(model.score(ub), dtype=np.float32)  # a copy: masked in place
+        if scores.shape != (len(ub), n_items):
+            raise ValueError(
+                f"evaluate: {type(model).__name__}.score returned shape {scores.shape}, "
+                f"expected ({len(ub)}, {n_items})"
+            )
+        mask_rows(scores, ex, ub)
+        if gen is not None:
+            _sample_candidates(scores, ub, truth, ex, int(sampled), weights, gen)  # type: ignore[arg-type]
+        ranked[lo:lo + len(ub)], _ = topk(scores, k_max)
+        del scores
+
+    keys, n_cols = M.truth_keys(truth)
+    hits = M.hits_from_keys(ranked, users, keys, n_cols)
+    per_user: dict[str, np.ndarray] = {}
+    aggregate: dict[str, float] = {}
+    for k in ks_t:
+        for name in metrics:
+            if name in _WITH_N_REL:
+                per_user[f"{name}@{k}"] = _WITH_N_REL[name](hits, n_rel, k)
+            else:
+                per_user[f"{name}@{k}"] = _WITHOUT_N_REL[name](hits, k)
+    if sampled is None:
+        n_users_train = int(getattr(model, "n_users_", test.n_users))
+        for k in ks_t:
+            top = ranked[:, :k]
+            if item_counts is not None:
+                per_user[f"novelty@{k}"] = M.novelty(top, item_counts, n_users_train)
+                per_user[f"popularity@{k}"] = M.average_popularity(top, item_counts)
+            if item_categories is not None or item_embeddings is not None:
+                per_user[f"diversity@{k}"] = M.intra_list_diversity(
+                    top, categories=item_categories, embeddings=item_embeddings
+                )
+            aggregate[f"coverage@{k}"] = M.coverage(top, n_items)
+    return EvalResult(
+        users=users,
+        per_user=per_user,
+        aggregate=aggregate,
+        sampled=sampled is not None,
+        n_negatives=None if sampled is None else int(sampled),
+    )
