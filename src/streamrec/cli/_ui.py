@@ -19,6 +19,9 @@ from rich.table import Table
 
 console = Console()
 err_console = Console(stderr=True)
+for _c in (console, err_console):
+    if not _c.is_terminal:  # pipes, files, CI logs: rich's 80-column default wraps tables
+        _c.width = max(_c.width, 160)
 
 
 @contextmanager

@@ -325,6 +325,11 @@ def _split_table(sp, title: str):
     return t
 
 
+class Refit(StrEnum):
+    train = "train"
+    train_valid = "train+valid"
+
+
 class Peer(StrEnum):
     recbole = "recbole"
 
@@ -342,6 +347,9 @@ def benchmark(
         "--tune/--no-tune", help="search each model's declared grid on valid only")] = False,
     max_trials: Annotated[int, typer.Option(help="tuning points per model at most")] = 24,
     metric: Annotated[str, typer.Option(help="tuning and leaderboard metric")] = "ndcg@10",
+    refit: Annotated[Refit, typer.Option(
+        help="data of the test fits after tuning: train (as RecBole does, like for like with "
+        "the peers) or train+valid (more, more recent data)")] = Refit.train,
     peers: Annotated[list[Peer] | None, typer.Option(
         "--peers", help="also run these systems on the same split files (needs the peers "
         "venv from ../shared/peers/setup.sh)")] = None,
@@ -388,7 +396,7 @@ def benchmark(
     split_dir = out / "split"
     write_split(sp, split_dir, name=name, fmt="recbole")
     bcfg = BenchmarkConfig(models=names, seeds=seeds, tune=tune, tune_metric=metric,
-                           max_trials=max_trials)
+                           max_trials=max_trials, refit=refit.value)
     with progress_bar("benchmark") as cb:
         result = run_benchmark(sp, bcfg, protocol=protocol.value, data=data,
                                item_categories=_item_categories(prep.dataset, sp),
@@ -418,8 +426,11 @@ def _item_categories(dataset, sp):
                 and c in items.columns), None)
     if col is None:
         return None
-    first = items.select(pl.col("item_id"), pl.col(col).cast(pl.String).str.split(by=" ").list
-                         .first().str.split("|").list.first().alias("cat"))
+    c = pl.col(col)
+    if isinstance(items.schema[col], pl.List):  # token_seq columns arrive as lists
+        c = c.list.first()
+    first = items.select(pl.col("item_id"), c.cast(pl.String).str.split(by=" ").list.first()
+                         .str.split("|").list.first().alias("cat"))
     ids = pl.DataFrame({"item_id": sp.item_vocab.decode(np.arange(sp.train.n_items))})
     ids = ids.with_columns(pl.col("item_id").cast(first.schema["item_id"]))
     cats = ids.join(first, on="item_id", how="left")["cat"].fill_null("?")

@@ -21,6 +21,7 @@ from typing import Any
 
 import numpy as np
 
+from streamrec.data.interactions import Interactions
 from streamrec.data.splits import Split
 from streamrec.eval.protocol import EvalResult, evaluate
 from streamrec.models.registry import create, get_class
@@ -57,6 +58,10 @@ class BenchmarkConfig:
         Users scored at once by the evaluator (results do not depend on it).
     params : dict
         Fixed hyperparameters per model name, applied on top of defaults / tuning.
+    refit : {"train", "train+valid"}
+        Data of the test fits after tuning: train only (what RecBole does on the same split
+        files: like for like with the peers), or train plus the valid rows of warm users and
+        items (more and more recent data; test still excludes train and valid items).
     """
 
     models: tuple[str, ...]
@@ -67,6 +72,11 @@ class BenchmarkConfig:
     ks: tuple[int, ...] = (10, 20)
     batch_size: int = 2048
     params: dict[str, dict[str, Any]] = field(default_factory=dict)
+    refit: str = "train"
+
+    def __post_init__(self) -> None:
+        if self.refit not in ("train", "train+valid"):
+            raise ValueError(f"refit must be 'train' or 'train+valid' (got {self.refit!r})")
 
 
 @dataclass
@@ -168,6 +178,9 @@ def run_benchmark(split: Split, cfg: BenchmarkConfig, *, protocol: str, data: st
     trials: list[Trial] = []
     chosen: dict[str, dict[str, Any]] = {}
     item_counts = split.train.item_counts()
+    fit_data, fit_valid = split.train, split.valid
+    if cfg.refit == "train+valid":
+        fit_data, fit_valid = train_plus_valid(split), None
     for name in cfg.models:  # a loop over models
         params, tr = tune_model(name, split, cfg, progress)
         trials += tr
@@ -175,7 +188,7 @@ def run_benchmark(split: Split, cfg: BenchmarkConfig, *, protocol: str, data: st
         stochastic = bool(getattr(get_class(name), "stochastic", False))
         seeds = range(cfg.seeds) if stochastic else range(1)
         for seed in seeds:  # a loop over seeds
-            model, secs = _fit(name, params, split.train, split.valid, seed)
+            model, secs = _fit(name, params, fit_data, fit_valid, seed)
             start = time.perf_counter()
             res = evaluate(model, split.test, exclude=[split.train, split.valid], ks=cfg.ks,
                            batch_size=cfg.batch_size, item_counts=item_counts,
@@ -186,6 +199,14 @@ def run_benchmark(split: Split, cfg: BenchmarkConfig, *, protocol: str, data: st
                 progress(f"testing {name}", seed + 1, len(seeds))
     return BenchmarkResult(runs, trials, chosen, cfg, protocol, data,
                            {k: len(getattr(split, k)) for k in ("train", "valid", "test")})
+
+
+def train_plus_valid(split: Split) -> Interactions:
+    """Train plus the valid rows whose user and item are known in train (train index space)."""
+    v = split.valid
+    warm = np.flatnonzero((v.users < split.train.n_users) & (v.items < split.train.n_items))
+    both = Interactions.concat([split.train, v.take(warm)])
+    return both.with_sizes(split.train.n_users, split.train.n_items)
 
 
 # ---------------------------------------------------------------------------- peers

@@ -92,7 +92,7 @@ def markdown(result: BenchmarkResult, lines: list[Line], metric: str,
         "over every item known at training time; relevant = all held-out interactions; test "
         "excludes each user's train and valid items. Hyperparameters "
         + ("tuned on valid only (train fit, train items excluded), " if cfg.tune else "at defaults, ")
-        + f"then fitted on train; stochastic models over {cfg.seeds} seed(s).",
+        + f"then fitted on {cfg.refit}; stochastic models over {cfg.seeds} seed(s).",
         "",
         f"Leaderboard by {metric} (mean ± std over seeds; 95% CI: bootstrap over users of the "
         f"seed-averaged per-user {metric}; p: paired tests against the best StreamRec model"
