@@ -135,11 +135,11 @@ def bar_chart(lines: list[Line], metric: str, path: Path, title: str) -> Path:
     colors = ["#4C72B0" if ln.system == "streamrec" else "#DD8452" for ln in shown]
     labels = [ln.model if ln.system == "streamrec" else f"{ln.model} ({ln.system})" for ln in shown]
     ax.barh(labels, vals, xerr=[lo, hi], color=colors, capsize=3)
-    for y, v in enumerate(vals):
-        ax.text(v, y, f" {v:.4f}", va="center", fontsize=8)
+    for y, (v, h) in enumerate(zip(vals, hi, strict=True)):  # label past the CI whisker
+        ax.text(v + h, y, f"  {v:.4f}", va="center", fontsize=8)
     ax.set_xlabel(f"{metric} (95% CI over users)")
     ax.set_title(title, fontsize=10)
-    ax.set_xlim(0, max(vals + [1e-9]) * 1.25)
+    ax.set_xlim(0, max([v + h for v, h in zip(vals, hi, strict=True)] + [1e-9]) * 1.3)
     fig.tight_layout()
     fig.savefig(path, dpi=120)
     plt.close(fig)

@@ -48,7 +48,7 @@ class EASE(Recommender):
     """
 
     search_space: ClassVar[dict[str, list[Any]]] = {
-        "lam": [10.0, 50.0, 100.0, 250.0, 500.0, 1000.0, 2000.0, 5000.0],
+        "lam": [10.0, 50.0, 100.0, 250.0, 500.0, 1000.0, 2000.0, 5000.0, 10000.0, 20000.0],
     }
     stochastic: ClassVar[bool] = False
 
