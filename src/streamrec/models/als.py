@@ -1,0 +1,252 @@
+"""Thin adapters over ``implicit``'s CPU models: iALS and BPR-MF.
+
+The algorithms are ``implicit``'s (Hu, Koren & Volinsky 2008 with conjugate gradient;
+Rendle et al. 2009). The adapters add what StreamRec needs around them: the Recommender
+interface, confidence weighting of the interaction values, seeding from a numpy Generator,
+save/load of the factors without pickle, and fold-in of new users (iALS solves the user's
+least-squares system against the fixed item factors, ``recalculate_user``).
+
+Determinism: ``implicit`` runs its inner loops on ``num_threads`` threads. iALS solves
+each user (item) independently, so its result does not depend on the thread count; BPR is
+Hogwild SGD, whose updates race between threads, so BPR uses one thread unless told
+otherwise (``num_threads``), and is then reproducible for a seed.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any, ClassVar, Self
+
+import numpy as np
+import scipy.sparse as sp
+from threadpoolctl import threadpool_limits
+
+from streamrec.data.interactions import Interactions
+from streamrec.models._history import check_items, check_users, train_matrix
+from streamrec.models.base import Recommender, as_generator
+from streamrec.models.registry import register
+
+log = logging.getLogger(__name__)
+
+
+def _confidence(train: Interactions, *, binary: bool, scheme: str, alpha: float,
+                eps: float) -> sp.csr_matrix:
+    """User x item confidence matrix (duplicates summed), float32 csr.
+
+    ``linear``: ``alpha * value`` (implicit adds the 1 of ``1 + alpha * r`` itself when
+    ``alpha`` is passed to it, so the adapter passes ``alpha=1`` and scales here);
+    ``log``: ``alpha * log(1 + value / eps)``.
+    """
+    x = train_matrix(train, binary=binary)
+    if scheme == "log":
+        x.data = (alpha * np.log1p(x.data / eps)).astype(np.float32)
+    elif scheme == "linear":
+        x.data = (alpha * x.data).astype(np.float32)
+    else:
+        raise ValueError(f"confidence must be 'linear' or 'log' (got {scheme!r})")
+    return sp.csr_matrix(x)
+
+
+def _seed(rng: np.random.Generator | int | None) -> int:
+    return int(as_generator(rng).integers(2**31 - 1))
+
+
+class _Factors(Recommender):
+    """Scoring, persistence and cold users shared by the factor models."""
+
+    user_factors_: np.ndarray  # (n_users, f) float32
+    item_factors_: np.ndarray  # (n_items, f) float32
+
+    def score(self, users: np.ndarray, items: np.ndarray | None = None) -> np.ndarray:
+        """Dot products, shape (len(users), n_items_ or len(items)); cold users score 0."""
+        self._check_fitted()
+        users = check_users(users, type(self).__name__)
+        warm = users < self.n_users_
+        u = np.zeros((len(users), self.user_factors_.shape[1]), np.float32)
+        u[warm] = self.user_factors_[users[warm]]
+        it = check_items(items, self.n_items_, type(self).__name__)
+        v = self.item_factors_ if it is None else self.item_factors_[it]
+        return (u @ v.T).astype(np.float32, copy=False)
+
+    def _get_state(self) -> dict[str, np.ndarray]:
+        return {"user_factors": self.user_factors_, "item_factors": self.item_factors_}
+
+    def _set_state(self, state: dict[str, np.ndarray]) -> None:
+        self.user_factors_ = np.ascontiguousarray(state["user_factors"], dtype=np.float32)
+        self.item_factors_ = np.ascontiguousarray(state["item_factors"], dtype=np.float32)
+        self.n_users_, self.n_items_ = len(self.user_factors_), len(self.item_factors_)
+
+
+@register("ials")
+class ImplicitALS(_Factors):
+    """Implicit-feedback ALS (iALS) through ``implicit.cpu.als``.
+
+    Parameters
+    ----------
+    factors : int
+        Latent dimension.
+    regularization : float
+        L2 weight on the factors.
+    alpha : float
+        Confidence scale: ``c = 1 + alpha * r`` (``linear``) or
+        ``1 + alpha * log(1 + r / eps)`` (``log``).
+    iterations : int
+        ALS sweeps.
+    confidence : {"linear", "log"}
+    eps : float
+        Scale of the ``log`` confidence.
+    binary : bool
+        1 per (user, item) pair; otherwise the sum of its values (e.g. play counts).
+    use_cg : bool
+        Conjugate-gradient solver (implicit's default) instead of the exact Cholesky one.
+    num_threads : int
+        Threads of implicit's solver (0: all cores); results do not depend on it.
+    """
+
+    search_space: ClassVar[dict[str, list[Any]]] = {
+        "factors": [32, 64, 128, 256],
+        "regularization": [0.01, 0.1, 1.0, 10.0],
+        "alpha": [0.5, 1.0, 2.0, 5.0, 10.0],
+        "iterations": [15, 30],
+    }
+    stochastic: ClassVar[bool] = True
+
+    def __init__(self, factors: int = 64, regularization: float = 0.01, alpha: float = 1.0,
+                 iterations: int = 15, confidence: str = "linear", eps: float = 1.0,
+                 binary: bool = True, use_cg: bool = True, num_threads: int = 0) -> None:
+        self.factors = factors
+        self.regularization = regularization
+        self.alpha = alpha
+        self.iterations = iterations
+        self.confidence = confidence
+        self.eps = eps
+        self.binary = binary
+        self.use_cg = use_cg
+        self.num_threads = num_threads
+
+    def _model(self, seed: int | None = None):
+        from implicit.cpu.als import AlternatingLeastSquares
+
+        return AlternatingLeastSquares(
+            factors=self.factors, regularization=self.regularization, alpha=1.0,
+            iterations=self.iterations, use_cg=self.use_cg, num_threads=self.num_threads,
+            random_state=seed, calculate_training_loss=False)
+
+    def fit(self, train: Interactions, *, valid: Interactions | None = None,
+            rng: np.random.Generator | int | None = None) -> Self:
+        """Fit on ``train`` (``valid`` is unused: ALS has no early stopping here)."""
+        self._check_train(train)
+        if self.factors < 1 or self.iterations < 1:
+            raise ValueError("ials: factors and iterations must be >= 1")
+        conf = _confidence(train, binary=self.binary, scheme=self.confidence, alpha=self.alpha,
+                           eps=self.eps)
+        with threadpool_limits(1, "blas"):  # implicit's own threads; BLAS threads oversubscribe
+            model = self._model(_seed(rng))
+            model.fit(conf, show_progress=False)
+        self.user_factors_ = np.ascontiguousarray(model.user_factors, dtype=np.float32)
+        self.item_factors_ = np.ascontiguousarray(model.item_factors, dtype=np.float32)
+        self.n_users_, self.n_items_ = train.n_users, train.n_items
+        return self
+
+    def fold_in(self, user_items: sp.csr_array | sp.csr_matrix) -> np.ndarray:
+        """User vectors for histories not seen in training (least squares against the fixed
+        item factors, implicit's ``recalculate_user``).
+
+        Parameters
+        ----------
+        user_items : csr, shape (B, n_items_)
+            One row per new user: their interactions (values used as in ``fit``).
+
+        Returns
+        -------
+        ndarray of float32, shape (B, factors)
+        """
+        self._check_fitted()
+        x = sp.csr_matrix(user_items, dtype=np.float32)
+        if x.shape[1] != self.n_items_:
+            raise ValueError(f"fold_in: user_items has {x.shape[1]} columns, model has "
+                             f"{self.n_items_} items")
+        if self.binary:
+            x.data[:] = 1.0
+        x.sum_duplicates()
+        x.data = (self.alpha * (np.log1p(x.data / self.eps) if self.confidence == "log"
+                                else x.data)).astype(np.float32)
+        with threadpool_limits(1, "blas"):
+            model = self._model()
+            model.user_factors = self.user_factors_
+            model.item_factors = self.item_factors_
+            vecs = model.recalculate_user(np.arange(x.shape[0]), x)
+        return np.asarray(vecs, dtype=np.float32).reshape(x.shape[0], -1)
+
+    def recommend_for_history(self, user_items: sp.csr_array | sp.csr_matrix,
+                              k: int = 10) -> tuple[np.ndarray, np.ndarray]:
+        """Top-``k`` items for new users given their histories (seen items excluded).
+
+        Returns
+        -------
+        items : ndarray of int64, shape (B, k); scores : ndarray of float32, shape (B, k)
+        """
+        from streamrec.retrieval.topk import mask_rows, topk
+
+        vecs = self.fold_in(user_items)
+        scores = (vecs @ self.item_factors_.T).astype(np.float32)
+        mask_rows(scores, sp.csr_array(user_items), np.arange(len(vecs)))
+        return topk(scores, k)
+
+
+@register("bpr")
+class ImplicitBPR(_Factors):
+    """BPR matrix factorisation through ``implicit.cpu.bpr``.
+
+    Scores are ``user_factors_ @ item_factors_.T`` where implicit's last item column is the
+    item bias and the matching user column is 1.
+
+    Parameters
+    ----------
+    factors : int
+        Latent dimension (implicit adds one bias column).
+    learning_rate, regularization : float
+    iterations : int
+        Epochs of SGD over the positives.
+    binary : bool
+        Positives are the stored pairs either way; kept for a uniform interface.
+    num_threads : int
+        1 (default) keeps BPR reproducible for a seed; more threads are faster but race.
+    """
+
+    search_space: ClassVar[dict[str, list[Any]]] = {
+        "factors": [32, 64, 128],
+        "learning_rate": [0.005, 0.01, 0.05, 0.1],
+        "regularization": [0.0001, 0.001, 0.01, 0.1],
+        "iterations": [50, 100, 200, 400],
+    }
+    stochastic: ClassVar[bool] = True
+
+    def __init__(self, factors: int = 64, learning_rate: float = 0.01,
+                 regularization: float = 0.01, iterations: int = 100, binary: bool = True,
+                 num_threads: int = 1) -> None:
+        self.factors = factors
+        self.learning_rate = learning_rate
+        self.regularization = regularization
+        self.iterations = iterations
+        self.binary = binary
+        self.num_threads = num_threads
+
+    def fit(self, train: Interactions, *, valid: Interactions | None = None,
+            rng: np.random.Generator | int | None = None) -> Self:
+        """Fit on ``train`` (``valid`` is unused)."""
+        from implicit.cpu.bpr import BayesianPersonalizedRanking
+
+        self._check_train(train)
+        if self.factors < 1 or self.iterations < 1:
+            raise ValueError("bpr: factors and iterations must be >= 1")
+        x = sp.csr_matrix(train_matrix(train, binary=True))
+        model = BayesianPersonalizedRanking(
+            factors=self.factors, learning_rate=self.learning_rate,
+            regularization=self.regularization, iterations=self.iterations,
+            num_threads=self.num_threads, random_state=_seed(rng))
+        model.fit(x, show_progress=False)
+        self.user_factors_ = np.ascontiguousarray(model.user_factors, dtype=np.float32)
+        self.item_factors_ = np.ascontiguousarray(model.item_factors, dtype=np.float32)
+        self.n_users_, self.n_items_ = train.n_users, train.n_items
+        return self
