@@ -199,6 +199,14 @@ class Recommender(ABC):
         return model
 
 
+class RatingPredictor(ABC):
+    """A model of explicit feedback: predicted ratings of (user, item) pairs."""
+
+    @abstractmethod
+    def predict(self, users: np.ndarray, items: np.ndarray) -> np.ndarray:
+        """Predicted ratings, shape (N,) float32, for pairs ``(users[n], items[n])``."""
+
+
 def as_generator(rng: np.random.Generator | int | None) -> np.random.Generator:
     """A Generator from a Generator, a seed or None (seed 0: results stay reproducible)."""
     if isinstance(rng, np.random.Generator):

@@ -1,0 +1,81 @@
+"""iALS / BPR adapters over implicit, and biased MF for ratings."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import scipy.sparse as sp
+
+from streamrec.data.interactions import Interactions
+from streamrec.eval.protocol import evaluate
+from streamrec.models import create
+from streamrec.testing import tiny_interactions
+
+
+def _low_rank_ratings(seed: int = 0, n_users: int = 200, n_items: int = 120, rank: int = 3,
+                      density: float = 0.3, noise: float = 0.1):
+    rng = np.random.default_rng(seed)
+    p, q = rng.normal(0, 1, (n_users, rank)), rng.normal(0, 1, (n_items, rank))
+    bu, bi = rng.normal(0, 0.5, n_users), rng.normal(0, 0.5, n_items)
+    users, items = np.nonzero(rng.random((n_users, n_items)) < density)
+    clean = 3.0 + bu[users] + bi[items] + np.einsum("nf,nf->n", p[users], q[items])
+    ratings = clean + rng.normal(0, noise, len(users))
+    test = rng.random(len(users)) < 0.2
+    mk = lambda m: Interactions.from_arrays(users[m], items[m], values=ratings[m],  # noqa: E731
+                                            n_users=n_users, n_items=n_items)
+    return mk(~test), mk(test)
+
+
+@pytest.mark.parametrize("name", ["ials", "bpr"])
+def test_factor_models_beat_random_and_are_seeded(name):
+    train, test = tiny_interactions(0)
+    params = {"factors": 8, "iterations": 10} if name == "ials" else {"factors": 8, "iterations": 60,
+                                                                      "learning_rate": 0.05}
+    model = create(name, **params).fit(train, rng=1)
+    again = create(name, **params).fit(train, rng=1)
+    other = create(name, **params).fit(train, rng=2)
+    users = np.arange(train.n_users)
+    assert np.array_equal(model.score(users), again.score(users))
+    assert not np.array_equal(model.score(users), other.score(users))
+    ndcg = evaluate(model, test, exclude=train, ks=(10,)).means()["ndcg@10"]
+    rand = create("pop").fit(train)  # popularity is the floor a factor model must clear here
+    floor = evaluate(rand, test, exclude=train, ks=(10,)).means()["ndcg@10"]
+    assert ndcg > floor
+
+
+def test_ials_fold_in_recovers_trained_user_vectors():
+    train, _ = tiny_interactions(0)
+    model = create("ials", factors=8, iterations=15, regularization=0.1).fit(train, rng=0)
+    x = sp.csr_array(train.to_csr())
+    vecs = model.fold_in(x[:10])
+    trained = model.user_factors_[:10]
+    cos = np.sum(vecs * trained, 1) / (np.linalg.norm(vecs, axis=1) * np.linalg.norm(trained, axis=1))
+    assert cos.min() > 0.9
+    items, scores = model.recommend_for_history(x[:3], k=5)
+    assert items.shape == (3, 5) and np.all(np.diff(scores, axis=1) <= 0)
+    assert not np.any(x[:3].toarray()[np.arange(3)[:, None], items])  # history excluded
+    with pytest.raises(ValueError, match="columns"):
+        model.fold_in(sp.csr_array((1, train.n_items + 1)))
+
+
+def test_cold_users_score_zero_for_factor_models():
+    train, _ = tiny_interactions(0)
+    model = create("ials", factors=4, iterations=3).fit(train, rng=0)
+    assert np.all(model.score(np.array([train.n_users + 5])) == 0.0)
+
+
+def test_biased_mf_recovers_low_rank_ratings():
+    train, test = _low_rank_ratings()
+    model = create("biased_mf", factors=3, reg=0.01, iterations=25).fit(train, rng=0)
+    res = model.evaluate_ratings(test)
+    baseline = float(np.sqrt(np.mean((test.values - train.values.mean()) ** 2)))
+    assert res["rmse"] < 0.35 * baseline
+    assert res["rmse"] < 0.5  # noise 0.1; sparse observations leave some estimation error
+    # predict agrees with score; cold pairs fall back to the biases
+    pred = model.predict(test.users[:50], test.items[:50])
+    full = model.score(test.users[:50])
+    assert np.allclose(pred, full[np.arange(50), test.items[:50]], atol=1e-5)
+    cold = model.predict(np.array([train.n_users + 1]), np.array([0]))
+    assert cold[0] == pytest.approx(model.mu_ + model.item_bias_[0], abs=1e-5)
+    with pytest.raises(ValueError, match="differ"):
+        model.predict(np.array([0, 1]), np.array([0]))
