@@ -158,7 +158,8 @@ def tune_model(name: str, split: Split, cfg: BenchmarkConfig,
     for i, point in enumerate(points):  # a loop over tuning points
         params = {**point, **fixed}
         if len(points) > 1:
-            model, secs = _fit(name, params, split.train, None, 0)
+            # valid also drives early stopping here, as it does in the test fits
+            model, secs = _fit(name, params, split.train, split.valid, 0)
             res = evaluate(model, split.valid, exclude=split.train, ks=cfg.ks,
                            batch_size=cfg.batch_size)
             trials.append(Trial(name, params, float(res.means()[cfg.tune_metric]), secs))

@@ -212,25 +212,33 @@ class ImplicitBPR(_Factors):
         Positives are the stored pairs either way; kept for a uniform interface.
     num_threads : int
         1 (default) keeps BPR reproducible for a seed; more threads are faster but race.
+    patience : int
+        Early stopping when ``fit`` gets ``valid``: train ``eval_every`` iterations at a
+        time (implicit's ``fit`` continues from the current factors), evaluate valid
+        NDCG@10 (train items excluded), keep the best factors, stop after ``patience``
+        evaluations without improvement. 0 trains all ``iterations``.
+    eval_every : int
+        Iterations between two validations.
     """
 
-    search_space: ClassVar[dict[str, list[Any]]] = {
+    search_space: ClassVar[dict[str, list[Any]]] = {  # iterations: early stopping on valid
         "factors": [32, 64, 128],
-        "learning_rate": [0.005, 0.01, 0.05, 0.1],
-        "regularization": [0.0001, 0.001, 0.01, 0.1],
-        "iterations": [50, 100, 200, 400],
+        "learning_rate": [0.005, 0.01, 0.05],
+        "regularization": [0.001, 0.01, 0.1],
     }
     stochastic: ClassVar[bool] = True
 
     def __init__(self, factors: int = 64, learning_rate: float = 0.01,
-                 regularization: float = 0.01, iterations: int = 100, binary: bool = True,
-                 num_threads: int = 1) -> None:
+                 regularization: float = 0.01, iterations: int = 300, binary: bool = True,
+                 num_threads: int = 1, patience: int = 3, eval_every: int = 10) -> None:
         self.factors = factors
         self.learning_rate = learning_rate
         self.regularization = regularization
         self.iterations = iterations
         self.binary = binary
         self.num_threads = num_threads
+        self.patience = patience
+        self.eval_every = eval_every
 
     def fit(self, train: Interactions, *, valid: Interactions | None = None,
             rng: np.random.Generator | int | None = None) -> Self:
@@ -241,12 +249,39 @@ class ImplicitBPR(_Factors):
         if self.factors < 1 or self.iterations < 1:
             raise ValueError("bpr: factors and iterations must be >= 1")
         x = sp.csr_matrix(train_matrix(train, binary=True))
+        gen = as_generator(rng)
+        self.n_users_, self.n_items_ = train.n_users, train.n_items
+        stop_early = valid is not None and len(valid) > 0 and self.patience > 0
+        step = min(self.eval_every, self.iterations) if stop_early else self.iterations
         model = BayesianPersonalizedRanking(
             factors=self.factors, learning_rate=self.learning_rate,
-            regularization=self.regularization, iterations=self.iterations,
-            num_threads=self.num_threads, random_state=_seed(rng))
-        model.fit(x, show_progress=False)
-        self.user_factors_ = np.ascontiguousarray(model.user_factors, dtype=np.float32)
-        self.item_factors_ = np.ascontiguousarray(model.item_factors, dtype=np.float32)
-        self.n_users_, self.n_items_ = train.n_users, train.n_items
+            regularization=self.regularization, iterations=step,
+            num_threads=self.num_threads, random_state=_seed(gen))
+        best, best_state, bad, done = -np.inf, None, 0, 0
+        self.best_iteration_ = self.iterations
+        while done < self.iterations:  # a loop over chunks of epochs (early stopping)
+            model.iterations = min(step, self.iterations - done)
+            model.random_state = _seed(gen)  # each chunk samples afresh, reproducibly
+            model.fit(x, show_progress=False)  # continues from the current factors
+            done += model.iterations
+            self.user_factors_ = np.ascontiguousarray(model.user_factors, dtype=np.float32)
+            self.item_factors_ = np.ascontiguousarray(model.item_factors, dtype=np.float32)
+            if not stop_early:
+                break
+            score = self._valid_ndcg(valid, train)
+            if score > best:
+                best, bad, self.best_iteration_ = score, 0, done
+                best_state = (self.user_factors_.copy(), self.item_factors_.copy())
+            else:
+                bad += 1
+                if bad >= self.patience:
+                    break
+        if best_state is not None:
+            self.user_factors_, self.item_factors_ = best_state
         return self
+
+    def _valid_ndcg(self, valid: Interactions, train: Interactions) -> float:
+        from streamrec.eval.protocol import evaluate
+
+        return float(evaluate(self, valid, exclude=train, ks=(10,), metrics=("ndcg",))
+                     .means()["ndcg@10"])
