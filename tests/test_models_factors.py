@@ -79,3 +79,18 @@ def test_biased_mf_recovers_low_rank_ratings():
     assert cold[0] == pytest.approx(model.mu_ + model.item_bias_[0], abs=1e-5)
     with pytest.raises(ValueError, match="differ"):
         model.predict(np.array([0, 1]), np.array([0]))
+
+
+def test_bpr_early_stopping_keeps_the_best_validated_factors():
+    train, test = tiny_interactions(0)
+    params = {"factors": 8, "learning_rate": 0.05, "iterations": 200, "eval_every": 10,
+              "patience": 2}
+    model = create("bpr", **params).fit(train, valid=test, rng=0)
+    again = create("bpr", **params).fit(train, valid=test, rng=0)
+    assert np.array_equal(model.item_factors_, again.item_factors_)
+    assert model.best_iteration_ % 10 == 0 and model.best_iteration_ < 200
+    # the first checkpoint (10 iterations, same seeds) is one the early-stopped fit compared
+    first = create("bpr", **{**params, "iterations": 10, "patience": 0}).fit(train, valid=test,
+                                                                            rng=0)
+    assert first.best_iteration_ == 10
+    assert model._valid_ndcg(test, train) >= first._valid_ndcg(test, train)
