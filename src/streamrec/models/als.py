@@ -230,7 +230,7 @@ class ImplicitBPR(_Factors):
 
     def __init__(self, factors: int = 64, learning_rate: float = 0.01,
                  regularization: float = 0.01, iterations: int = 300, binary: bool = True,
-                 num_threads: int = 1, patience: int = 3, eval_every: int = 10) -> None:
+                 num_threads: int = 1, patience: int = 10, eval_every: int = 10) -> None:
         self.factors = factors
         self.learning_rate = learning_rate
         self.regularization = regularization
