@@ -6,6 +6,8 @@ numeric arrays (``X_indptr``, ``X_indices``, ``X_data``) plus its shape, never p
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 import scipy.sparse as sp
 
@@ -95,3 +97,29 @@ def csr_from_state(prefix: str, state: dict[str, np.ndarray]) -> sp.csr_array:
         (state[f"{prefix}data"], state[f"{prefix}indices"], state[f"{prefix}indptr"]),
         shape=shape,
     )
+
+
+def item_item_scores(model: Any, users: np.ndarray, items: np.ndarray | None,
+                     weights: np.ndarray | sp.csr_array) -> np.ndarray:
+    """``x_u @ W`` for item-to-item models (EASE, ItemKNN): each user's train history row
+    times the item-item matrix, restricted to ``items`` when given.
+
+    Parameters
+    ----------
+    model : fitted model with ``X_`` (csr, (n_users, n_items)) and ``n_items_``
+    users : ndarray of int, shape (U,)
+        Cold users (``>= X_.shape[0]``) have an empty history: all-zero scores.
+    items : ndarray of int, shape (C,), optional
+    weights : ndarray or csr, shape (n_items, n_items)
+
+    Returns
+    -------
+    ndarray of float32, shape (U, n_items) or (U, C)
+    """
+    owner = type(model).__name__
+    u = check_users(users, owner)
+    it = check_items(items, model.n_items_, owner)
+    h = history_rows(model.X_, u)  # (U, I) sparse
+    w = weights if it is None else weights[:, it]  # (I, C)
+    out = h @ w
+    return np.asarray(out.toarray() if sp.issparse(out) else out, dtype=np.float32)

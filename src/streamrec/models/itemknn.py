@@ -20,11 +20,9 @@ import scipy.sparse as sp
 
 from streamrec.data.interactions import Interactions
 from streamrec.models._history import (
-    check_items,
-    check_users,
     csr_from_state,
     csr_state,
-    history_rows,
+    item_item_scores,
     train_matrix,
 )
 from streamrec.models.base import Recommender
@@ -191,12 +189,7 @@ class ItemKNN(Recommender):
         ndarray of float32, shape (U, n_items_) or (U, C)
         """
         self._check_fitted()
-        owner = type(self).__name__
-        u = check_users(users, owner)
-        it = check_items(items, self.n_items_, owner)
-        h = history_rows(self.X_, u)  # (U, I) sparse
-        s = self.similarity_ if it is None else self.similarity_[:, it]  # (I, C)
-        return np.asarray((h @ s).toarray(), dtype=np.float32)
+        return item_item_scores(self, users, items, self.similarity_)
 
     # ------------------------------------------------------------------ persistence
     def _get_state(self) -> dict[str, np.ndarray]:
