@@ -94,3 +94,17 @@ def test_bpr_early_stopping_keeps_the_best_validated_factors():
                                                                             rng=0)
     assert first.best_iteration_ == 10
     assert model._valid_ndcg(test, train) >= first._valid_ndcg(test, train)
+
+
+def test_ials_confidence_is_one_plus_alpha_r():
+    from streamrec.models.als import _confidence
+
+    inter = Interactions.from_arrays(np.array([0, 0, 1]), np.array([0, 1, 1]),
+                                     values=np.array([1.0, 3.0, 2.0]), n_users=2, n_items=2)
+    lin = _confidence(inter, binary=False, scheme="linear", alpha=2.0, eps=1.0).toarray()
+    assert np.allclose(lin, [[3.0, 7.0], [0.0, 5.0]])  # 1 + 2r where observed
+    binary = _confidence(inter, binary=True, scheme="linear", alpha=2.0, eps=1.0).toarray()
+    assert np.allclose(binary, [[3.0, 3.0], [0.0, 3.0]])
+    log = _confidence(inter, binary=False, scheme="log", alpha=1.0, eps=1.0).toarray()
+    assert np.allclose(log[0], 1.0 + np.log1p([1.0, 3.0]))
+

@@ -19,6 +19,7 @@ from typing import Any, ClassVar, Self
 
 import numpy as np
 import scipy.sparse as sp
+from implicit.cpu.als import AlternatingLeastSquares
 from threadpoolctl import threadpool_limits
 
 from streamrec.data.interactions import Interactions
@@ -31,20 +32,26 @@ log = logging.getLogger(__name__)
 
 def _confidence(train: Interactions, *, binary: bool, scheme: str, alpha: float,
                 eps: float) -> sp.csr_matrix:
-    """User x item confidence matrix (duplicates summed), float32 csr.
+    """User x item confidence matrix, float32 csr: ``c = 1 + alpha * f(r)`` with
+    ``f(r) = r`` (``linear``) or ``log(1 + r / eps)`` (``log``).
 
-    ``linear``: ``alpha * value`` (implicit adds the 1 of ``1 + alpha * r`` itself when
-    ``alpha`` is passed to it, so the adapter passes ``alpha=1`` and scales here);
-    ``log``: ``alpha * log(1 + value / eps)``.
+    implicit takes the stored value itself as the confidence of an observed pair (its
+    solver adds ``(c - 1) y yᵀ``; unobserved pairs weigh 1), so the 1 is stored here and
+    implicit is given ``alpha=1``.
     """
     x = train_matrix(train, binary=binary)
+    x.data = _confidence_values(x.data, scheme=scheme, alpha=alpha, eps=eps)
+    return sp.csr_matrix(x)
+
+
+def _confidence_values(r: np.ndarray, *, scheme: str, alpha: float, eps: float) -> np.ndarray:
     if scheme == "log":
-        x.data = (alpha * np.log1p(x.data / eps)).astype(np.float32)
+        f = np.log1p(r / eps)
     elif scheme == "linear":
-        x.data = (alpha * x.data).astype(np.float32)
+        f = r
     else:
         raise ValueError(f"confidence must be 'linear' or 'log' (got {scheme!r})")
-    return sp.csr_matrix(x)
+    return (1.0 + alpha * f).astype(np.float32)
 
 
 def _seed(rng: np.random.Generator | int | None) -> int:
@@ -88,8 +95,8 @@ class ImplicitALS(_Factors):
     regularization : float
         L2 weight on the factors.
     alpha : float
-        Confidence scale: ``c = 1 + alpha * r`` (``linear``) or
-        ``1 + alpha * log(1 + r / eps)`` (``log``).
+        Confidence of an observed pair: ``c = 1 + alpha * r`` (``linear``) or
+        ``1 + alpha * log(1 + r / eps)`` (``log``); unobserved pairs weigh 1.
     iterations : int
         ALS sweeps.
     confidence : {"linear", "log"}
@@ -125,8 +132,6 @@ class ImplicitALS(_Factors):
         self.num_threads = num_threads
 
     def _model(self, seed: int | None = None):
-        from implicit.cpu.als import AlternatingLeastSquares
-
         return AlternatingLeastSquares(
             factors=self.factors, regularization=self.regularization, alpha=1.0,
             iterations=self.iterations, use_cg=self.use_cg, num_threads=self.num_threads,
@@ -140,7 +145,9 @@ class ImplicitALS(_Factors):
             raise ValueError("ials: factors and iterations must be >= 1")
         conf = _confidence(train, binary=self.binary, scheme=self.confidence, alpha=self.alpha,
                            eps=self.eps)
-        with threadpool_limits(1, "blas"):  # implicit's own threads; BLAS threads oversubscribe
+        # implicit runs its own threads; BLAS threads would oversubscribe (the cap applies to
+        # the BLAS libraries loaded at this point: implicit is imported at module level)
+        with threadpool_limits(1, "blas"):
             model = self._model(_seed(rng))
             model.fit(conf, show_progress=False)
         self.user_factors_ = np.ascontiguousarray(model.user_factors, dtype=np.float32)
@@ -166,11 +173,11 @@ class ImplicitALS(_Factors):
         if x.shape[1] != self.n_items_:
             raise ValueError(f"fold_in: user_items has {x.shape[1]} columns, model has "
                              f"{self.n_items_} items")
+        x.sum_duplicates()
         if self.binary:
             x.data[:] = 1.0
-        x.sum_duplicates()
-        x.data = (self.alpha * (np.log1p(x.data / self.eps) if self.confidence == "log"
-                                else x.data)).astype(np.float32)
+        x.data = _confidence_values(x.data, scheme=self.confidence, alpha=self.alpha,
+                                    eps=self.eps)
         with threadpool_limits(1, "blas"):
             model = self._model()
             model.user_factors = self.user_factors_

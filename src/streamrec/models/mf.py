@@ -85,7 +85,7 @@ class BiasedMF(Recommender, RatingPredictor):
     user_bias_: np.ndarray  # (n_users,) float32
     item_bias_: np.ndarray  # (n_items,) float32
 
-    def __init__(self, factors: int = 32, reg: float = 0.05, reg_bias: float = 0.01,
+    def __init__(self, factors: int = 32, reg: float = 0.1, reg_bias: float = 0.01,
                  iterations: int = 20, init_std: float = 0.1) -> None:
         self.factors = factors
         self.reg = reg
