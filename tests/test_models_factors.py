@@ -27,10 +27,10 @@ def _low_rank_ratings(seed: int = 0, n_users: int = 200, n_items: int = 120, ran
 
 
 @pytest.mark.parametrize("name", ["ials", "bpr"])
-def test_factor_models_beat_random_and_are_seeded(name):
+def test_factor_models_beat_popularity_and_are_seeded(name):
     train, test = tiny_interactions(0)
-    params = {"factors": 8, "iterations": 10} if name == "ials" else {"factors": 8, "iterations": 60,
-                                                                      "learning_rate": 0.05}
+    params = ({"factors": 4, "iterations": 10, "regularization": 1.0, "alpha": 1.0}  # 4 groups
+              if name == "ials" else {"factors": 8, "iterations": 60, "learning_rate": 0.05})
     model = create(name, **params).fit(train, rng=1)
     again = create(name, **params).fit(train, rng=1)
     other = create(name, **params).fit(train, rng=2)

@@ -93,7 +93,9 @@ class ImplicitALS(_Factors):
     factors : int
         Latent dimension.
     regularization : float
-        L2 weight on the factors.
+        L2 weight on the factors. The defaults (10, alpha 0.5) were the best of the grid on
+        the *valid* sets of ML-100K and the synthetic world; implicit's own (0.01, 1) lose
+        5-30% NDCG@10 there.
     alpha : float
         Confidence of an observed pair: ``c = 1 + alpha * r`` (``linear``) or
         ``1 + alpha * log(1 + r / eps)`` (``log``); unobserved pairs weigh 1.
@@ -117,7 +119,7 @@ class ImplicitALS(_Factors):
     }
     stochastic: ClassVar[bool] = True
 
-    def __init__(self, factors: int = 64, regularization: float = 0.01, alpha: float = 1.0,
+    def __init__(self, factors: int = 64, regularization: float = 10.0, alpha: float = 0.5,
                  iterations: int = 15, confidence: str = "linear", eps: float = 1.0,
                  binary: bool = True, use_cg: bool = True, num_threads: int = 0) -> None:
         self.factors = factors
