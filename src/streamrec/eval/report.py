@@ -130,16 +130,17 @@ def bar_chart(lines: list[Line], metric: str, path: Path, title: str) -> Path:
     shown = [ln for ln in lines if metric in ln.mean][::-1]
     fig, ax = plt.subplots(figsize=(7, 0.45 * len(shown) + 1.5))
     vals = [ln.mean[metric] for ln in shown]
-    lo = [ln.mean[metric] - ln.ci[0] if ln.ci else 0.0 for ln in shown]
-    hi = [ln.ci[1] - ln.mean[metric] if ln.ci else 0.0 for ln in shown]
+    lo = [ln.mean[metric] - ln.ci[0] if ln.ci else np.nan for ln in shown]  # nan: no whisker
+    hi = [ln.ci[1] - ln.mean[metric] if ln.ci else np.nan for ln in shown]
     colors = ["#4C72B0" if ln.system == "streamrec" else "#DD8452" for ln in shown]
     labels = [ln.model if ln.system == "streamrec" else f"{ln.model} ({ln.system})" for ln in shown]
     ax.barh(labels, vals, xerr=[lo, hi], color=colors, capsize=3)
-    for y, (v, h) in enumerate(zip(vals, hi, strict=True)):  # label past the CI whisker
-        ax.text(v + h, y, f"  {v:.4f}", va="center", fontsize=8)
+    ends = [v + (0.0 if np.isnan(h) else h) for v, h in zip(vals, hi, strict=True)]
+    for y, (v, end) in enumerate(zip(vals, ends, strict=True)):  # label past the CI whisker
+        ax.text(end, y, f"  {v:.4f}", va="center", fontsize=8)
     ax.set_xlabel(f"{metric} (95% CI over users)")
     ax.set_title(title, fontsize=10)
-    ax.set_xlim(0, max([v + h for v, h in zip(vals, hi, strict=True)] + [1e-9]) * 1.3)
+    ax.set_xlim(0, max(ends + [1e-9]) * 1.3)
     fig.tight_layout()
     fig.savefig(path, dpi=120)
     plt.close(fig)
