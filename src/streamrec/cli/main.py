@@ -440,7 +440,7 @@ def _item_categories(dataset, sp):
 def _leaderboard_table(result, metric: str, title: str):
     from rich.table import Table
 
-    from streamrec.eval.report import leaderboard
+    from streamrec.eval.report import fmt_ci, fmt_mean, fmt_p, leaderboard
 
     k0 = result.config.ks[0]
     cols = [metric, f"recall@{k0}", f"hit@{k0}", f"mrr@{k0}"]
@@ -448,11 +448,8 @@ def _leaderboard_table(result, metric: str, title: str):
     for c in ("model", "system", *cols, "95% CI", "p vs best", "fit s"):
         t.add_column(c, justify="left" if c in ("model", "system") else "right")
     for ln in leaderboard(result.runs, metric, n_boot=500):
-        ci = f"[{ln.ci[0]:.4f}, {ln.ci[1]:.4f}]" if ln.ci else "–"
-        p = "–" if ln.p_ttest is None else ("<1e-4" if ln.p_ttest < 1e-4 else f"{ln.p_ttest:.4f}")
-        vals = [(f"{ln.mean[c]:.4f}" + (f" ± {ln.std[c]:.4f}" if ln.seeds > 1 else ""))
-                if c in ln.mean else "–" for c in cols]
-        t.add_row(ln.model, ln.system, *vals, ci, p, f"{ln.fit_seconds:.2f}")
+        t.add_row(ln.model, ln.system, *(fmt_mean(ln, c) for c in cols), fmt_ci(ln),
+                  fmt_p(ln.p_ttest), f"{ln.fit_seconds:.2f}")
     return t
 
 

@@ -67,16 +67,23 @@ def leaderboard(runs: list[Run], metric: str = "ndcg@10", *, n_boot: int = 1000)
     return lines
 
 
-def _pm(ln: Line, k: str) -> str:
+def fmt_mean(ln: Line, k: str) -> str:
+    """``mean ± std`` over seeds (the mean alone for one seed; ``–`` when absent)."""
     if k not in ln.mean:
         return "–"
     return f"{ln.mean[k]:.4f} ± {ln.std[k]:.4f}" if ln.seeds > 1 else f"{ln.mean[k]:.4f}"
 
 
-def _p(p: float | None) -> str:
+def fmt_p(p: float | None) -> str:
+    """A p-value for a table (``–`` when there is no test)."""
     if p is None:
         return "–"
     return "<1e-4" if p < 1e-4 else f"{p:.4f}"
+
+
+def fmt_ci(ln: Line) -> str:
+    """``[low, high]`` of the bootstrap CI (``–`` without per-user values)."""
+    return f"[{ln.ci[0]:.4f}, {ln.ci[1]:.4f}]" if ln.ci else "–"
 
 
 def markdown(result: BenchmarkResult, lines: list[Line], metric: str,
@@ -104,9 +111,8 @@ def markdown(result: BenchmarkResult, lines: list[Line], metric: str,
     out.append("| " + " | ".join(head) + " |")
     out.append("|" + "---|" * len(head))
     for ln in lines:
-        ci = f"[{ln.ci[0]:.4f}, {ln.ci[1]:.4f}]" if ln.ci else "–"
-        cells = [ln.model, ln.system, str(ln.seeds), *(_pm(ln, c) for c in columns), ci,
-                 _p(ln.p_ttest), _p(ln.p_wilcoxon), f"{ln.fit_seconds:.2f}"]
+        cells = [ln.model, ln.system, str(ln.seeds), *(fmt_mean(ln, c) for c in columns),
+                 fmt_ci(ln), fmt_p(ln.p_ttest), fmt_p(ln.p_wilcoxon), f"{ln.fit_seconds:.2f}"]
         out.append("| " + " | ".join(cells) + " |")
     if result.trials:
         out += ["", "## Tuning (valid " + cfg.tune_metric + ")", "",
