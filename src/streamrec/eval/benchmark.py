@@ -29,7 +29,9 @@ from streamrec.models.registry import create, get_class
 #: names of StreamRec models and their RecBole counterparts (for ``--peers recbole``)
 RECBOLE_MODELS = {"pop": "Pop", "itemknn": "ItemKNN", "ease": "EASE", "bpr": "BPR",
                   "multvae": "MultiVAE", "neumf": "NeuMF", "sasrec": "SASRec", "gru4rec": "GRU4Rec"}
-PEERS_DIR = Path(__file__).resolve().parents[4] / "shared" / "peers"
+#: ../shared/peers beside a source checkout; ``$STREAMREC_PEERS_DIR`` points elsewhere
+PEERS_DIR = Path(os.environ.get("STREAMREC_PEERS_DIR",
+                                Path(__file__).resolve().parents[4] / "shared" / "peers"))
 DEFAULT_PEERS_VENV = Path.home() / ".cache" / "streamrec-peers"
 
 Progress = Callable[[str, int, int], None]
@@ -235,7 +237,8 @@ def run_recbole_peer(split_dir: Path, name: str, model: str, protocol: str, *,
     if py is None or not script.exists():
         raise FileNotFoundError(
             f"RecBole peers venv not found (looked for {py or DEFAULT_PEERS_VENV}/bin/python, "
-            f"{script}); create it with `bash ../shared/peers/setup.sh` or set STREAMREC_PEERS_VENV")
+            f"{script}); create it with `bash ../shared/peers/setup.sh`, or set STREAMREC_PEERS_VENV / "
+            "STREAMREC_PEERS_DIR")
     rb_model = RECBOLE_MODELS.get(model, model)
     cmd = [str(py), str(script), str(split_dir), name, rb_model]
     if params:
