@@ -19,6 +19,7 @@ BUILTIN_MODULES = (
     "streamrec.models.ease",
     "streamrec.models.als",
     "streamrec.models.mf",
+    "streamrec.models.neural.bpr",
 )
 _loaded = False
 

@@ -39,6 +39,7 @@ __all__ = [
 CONFORMANCE_PARAMS: dict[str, dict[str, Any]] = {
     "itemknn": {"k": 10},
     "ease": {"lam": 10.0},
+    "bprmf": {"factors": 8, "epochs": 5, "batch_size": 64, "lr": 0.01},
 }
 
 _N_USERS, _N_ITEMS, _N_GROUPS = 60, 40, 4

@@ -1,0 +1,5 @@
+"""Torch recommenders and the shared training engine (trainer, losses, base class).
+
+Models register themselves on import; :func:`streamrec.models.registry.available` imports
+them. Import-time cost: torch.
+"""

@@ -1,0 +1,380 @@
+"""One model-agnostic training loop for every torch recommender (DESIGN.md §3 ``Trainer``).
+
+A model hands the trainer an ``nn.Module`` with a ``loss(batch) -> Tensor`` method, a function
+that yields the batches of one epoch (built by tensor indexing, never a per-example
+DataLoader), and optionally a validation callback returning a higher-is-better number. The
+trainer owns the optimiser (Adam/AdamW/SGD, weight decay), the learning-rate schedule (linear
+warm-up, then constant, step, cosine or reduce-on-plateau), gradient clipping, early stopping
+with restore of the best weights, a rich progress bar, mixed precision on CUDA and the seed::
+
+    trainer = Trainer(TrainConfig(epochs=50, lr=1e-3, patience=5))
+    with seeded(seed):
+        module = MyModule(...)
+        history = trainer.fit(module, lambda epoch: batches(epoch), validate=valid_ndcg)
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import time
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+import torch
+from torch import Tensor, nn
+
+__all__ = [
+    "OPTIMIZERS",
+    "SCHEDULES",
+    "RecModule",
+    "TrainConfig",
+    "TrainHistory",
+    "Trainer",
+    "index_batches",
+    "resolve_device",
+    "seeded",
+    "torch_generator",
+]
+
+OPTIMIZERS = ("adam", "adamw", "sgd")
+SCHEDULES = ("constant", "step", "cosine", "plateau")
+
+Batch = Any  # a tuple/dict of tensors; only the module's ``loss`` reads it
+
+
+class RecModule(Protocol):
+    """The ``nn.Module`` inside every torch recommender (DESIGN.md §3)."""
+
+    def loss(self, batch: Batch) -> Tensor:
+        """Scalar training loss of one batch."""
+
+    def score_all(self, query: Tensor) -> Tensor:
+        """Scores of every item for a batch of queries, shape (B, n_items)."""
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """How to train.
+
+    Attributes
+    ----------
+    epochs : int
+        Maximum passes over the training examples.
+    batch_size : int
+        Examples per optimiser step (the model decides what an example is).
+    lr : float
+        Peak learning rate.
+    optimizer : {"adam", "adamw", "sgd"}
+    weight_decay : float
+        L2 penalty (Adam, SGD) or decoupled weight decay (AdamW).
+    schedule : {"constant", "step", "cosine", "plateau"}
+        After warm-up: keep ``lr``; multiply by ``gamma`` every ``step_size`` epochs; cosine
+        decay to 0 over the remaining epochs; or multiply by ``gamma`` after ``step_size``
+        validations without improvement (needs a validation callback).
+    warmup_epochs : float
+        Linear warm-up from 0 to ``lr`` over this many epochs (fractions allowed).
+    step_size : int
+    gamma : float
+    clip_norm : float or None
+        Clip the global gradient norm to this value.
+    patience : int
+        Stop after this many validations without improvement and restore the best weights;
+        0 trains every epoch (the best weights are still restored when validating).
+    eval_every : int
+        Epochs between validations.
+    min_delta : float
+        Improvement needed to count as better.
+    device : str
+        ``"auto"`` (CUDA when present, else CPU), ``"cpu"``, ``"cuda"``, ``"cuda:1"``...
+    amp : bool
+        bfloat16 autocast on CUDA (ignored on CPU).
+    progress : bool
+        Show a rich progress bar (epochs, loss, validation metric).
+    """
+
+    epochs: int = 100
+    batch_size: int = 2048
+    lr: float = 1e-3
+    optimizer: str = "adam"
+    weight_decay: float = 0.0
+    schedule: str = "constant"
+    warmup_epochs: float = 0.0
+    step_size: int = 10
+    gamma: float = 0.5
+    clip_norm: float | None = None
+    patience: int = 5
+    eval_every: int = 1
+    min_delta: float = 0.0
+    device: str = "auto"
+    amp: bool = True
+    progress: bool = False
+
+    def __post_init__(self) -> None:
+        if self.optimizer not in OPTIMIZERS:
+            raise ValueError(f"optimizer must be one of {OPTIMIZERS}, got {self.optimizer!r}")
+        if self.schedule not in SCHEDULES:
+            raise ValueError(f"schedule must be one of {SCHEDULES}, got {self.schedule!r}")
+        if self.epochs < 1 or self.batch_size < 1 or self.eval_every < 1:
+            raise ValueError("epochs, batch_size and eval_every must be >= 1")
+        if not self.lr > 0:
+            raise ValueError(f"lr must be > 0, got {self.lr}")
+        if self.patience < 0 or self.warmup_epochs < 0 or self.weight_decay < 0:
+            raise ValueError("patience, warmup_epochs and weight_decay must be >= 0")
+
+
+@dataclass
+class TrainHistory:
+    """What happened during :meth:`Trainer.fit`.
+
+    Attributes
+    ----------
+    losses : list of float
+        Mean training loss per epoch.
+    valid : list of (epoch, value)
+        Validation results (epochs count from 1).
+    epoch_seconds : list of float
+        Wall time of each epoch's training steps (validation excluded).
+    best_epoch : int
+        Epoch whose weights the module holds at the end (the last one without validation).
+    best_value : float
+        Validation value at ``best_epoch`` (NaN without validation).
+    stopped_early : bool
+    """
+
+    losses: list[float] = field(default_factory=list)
+    valid: list[tuple[int, float]] = field(default_factory=list)
+    epoch_seconds: list[float] = field(default_factory=list)
+    best_epoch: int = 0
+    best_value: float = math.nan
+    stopped_early: bool = False
+
+    def summary(self) -> dict[str, Any]:
+        """JSON-friendly digest (for logs and benchmark rows)."""
+        secs = self.epoch_seconds
+        return {"epochs": len(self.losses), "best_epoch": self.best_epoch,
+                "best_value": self.best_value, "stopped_early": self.stopped_early,
+                "seconds_per_epoch": sum(secs) / len(secs) if secs else math.nan,
+                "final_loss": self.losses[-1] if self.losses else math.nan}
+
+
+def resolve_device(device: str = "auto") -> torch.device:
+    """``"auto"`` -> CUDA when available, else CPU; otherwise ``torch.device(device)``."""
+    if device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    dev = torch.device(device)
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise RuntimeError(f"device={device!r} asked for but CUDA is not available; "
+                           "use device='auto' or 'cpu'")
+    return dev
+
+
+@contextlib.contextmanager
+def seeded(seed: int) -> Iterator[None]:
+    """Run a block with torch's RNGs seeded, restoring the previous global state afterwards.
+
+    Parameter initialisation and dropout draw from torch's global generator; forking it keeps
+    a fit reproducible for a seed without reseeding anything outside the block.
+    """
+    devices = list(range(torch.cuda.device_count())) if torch.cuda.is_available() else []
+    with torch.random.fork_rng(devices=devices):
+        torch.manual_seed(int(seed))
+        yield
+
+
+def torch_generator(seed: int) -> torch.Generator:
+    """A CPU ``torch.Generator`` seeded with ``seed`` (for permutations and sampling)."""
+    g = torch.Generator()
+    g.manual_seed(int(seed))
+    return g
+
+
+def index_batches(n: int, batch_size: int, generator: torch.Generator | None = None,
+                  *, shuffle: bool = True) -> list[Tensor]:
+    """Index tensors covering ``range(n)`` in batches of ``batch_size`` (last one smaller).
+
+    Models build a batch by indexing their in-memory tensors with these, e.g.
+    ``users[idx], items[idx]`` — no per-example Python work.
+    """
+    order = torch.randperm(n, generator=generator) if shuffle else torch.arange(n)
+    return list(torch.split(order, batch_size))
+
+
+class Trainer:
+    """Train a module whose ``loss(batch)`` returns a scalar.
+
+    Parameters
+    ----------
+    config : TrainConfig
+    """
+
+    def __init__(self, config: TrainConfig | None = None) -> None:
+        self.config = config or TrainConfig()
+        self.device = resolve_device(self.config.device)
+
+    # ------------------------------------------------------------------ pieces
+    def _optimizer(self, module: nn.Module) -> torch.optim.Optimizer:
+        c = self.config
+        params = [p for p in module.parameters() if p.requires_grad]
+        if c.optimizer == "adam":
+            return torch.optim.Adam(params, lr=c.lr, weight_decay=c.weight_decay)
+        if c.optimizer == "adamw":
+            return torch.optim.AdamW(params, lr=c.lr, weight_decay=c.weight_decay)
+        return torch.optim.SGD(params, lr=c.lr, weight_decay=c.weight_decay, momentum=0.9)
+
+    def _lr_factor(self, step: int, steps_per_epoch: int, plateau_scale: float) -> float:
+        """Multiplier of ``lr`` at optimiser step ``step`` (0-based)."""
+        c = self.config
+        epoch = step / max(steps_per_epoch, 1)  # fractional epochs done
+        warm = c.warmup_epochs
+        if warm > 0 and epoch < warm:
+            return (step + 1) / (warm * steps_per_epoch)
+        if c.schedule == "step":
+            return c.gamma ** int((epoch - warm) // c.step_size)
+        if c.schedule == "cosine":
+            span = max(c.epochs - warm, 1e-9)
+            return 0.5 * (1.0 + math.cos(math.pi * min((epoch - warm) / span, 1.0)))
+        if c.schedule == "plateau":
+            return plateau_scale
+        return 1.0
+
+    def _autocast(self) -> contextlib.AbstractContextManager[Any]:
+        if self.config.amp and self.device.type == "cuda":
+            return torch.autocast("cuda", dtype=torch.bfloat16)
+        return contextlib.nullcontext()
+
+    # ------------------------------------------------------------------ the loop
+    def fit(
+        self,
+        module: nn.Module,
+        batches: Callable[[int], Iterable[Batch]],
+        *,
+        validate: Callable[[], float] | None = None,
+        to_device: Callable[[Batch, torch.device], Batch] | None = None,
+    ) -> TrainHistory:
+        """Train ``module`` in place and return the history.
+
+        Parameters
+        ----------
+        module : nn.Module
+            Has ``loss(batch) -> Tensor`` (scalar). Moved to the trainer's device.
+        batches : callable
+            ``batches(epoch)`` yields the batches of epoch ``epoch`` (0-based); shuffling and
+            negative sampling happen there, seeded by the model.
+        validate : callable, optional
+            Returns a higher-is-better validation number with the module in eval mode and
+            gradients off; drives early stopping, ``schedule="plateau"`` and the restored
+            best weights.
+        to_device : callable, optional
+            Moves one batch to the device (default: tensors, tuples/lists/dicts of tensors).
+        """
+        c = self.config
+        module.to(self.device)
+        move = to_device or _to_device
+        opt = self._optimizer(module)
+        base_lrs = [g["lr"] for g in opt.param_groups]
+        hist = TrainHistory()
+        best_state: dict[str, Tensor] | None = None
+        best, bad, step, plateau_scale, plateau_bad = -math.inf, 0, 0, 1.0, 0
+        steps_per_epoch = 0
+        bar = _Bar(c.epochs) if c.progress else None
+        try:
+            for epoch in range(c.epochs):  # a loop over epochs
+                module.train()
+                t0 = time.perf_counter()
+                total, count = torch.zeros((), device=self.device), 0
+                epoch_batches = batches(epoch)
+                if steps_per_epoch == 0 and hasattr(epoch_batches, "__len__"):
+                    steps_per_epoch = len(epoch_batches)  # type: ignore[arg-type]
+                for batch in epoch_batches:  # a loop over batches
+                    factor = self._lr_factor(step, steps_per_epoch or 1, plateau_scale)
+                    for g, lr in zip(opt.param_groups, base_lrs, strict=True):
+                        g["lr"] = lr * factor
+                    with self._autocast():
+                        loss = module.loss(move(batch, self.device))
+                    if not torch.isfinite(loss):
+                        raise FloatingPointError(
+                            f"training loss became {loss.item()} at epoch {epoch + 1}: lower "
+                            "lr, add clip_norm or weight_decay")
+                    opt.zero_grad(set_to_none=True)
+                    loss.backward()
+                    if c.clip_norm is not None:
+                        nn.utils.clip_grad_norm_(module.parameters(), c.clip_norm)
+                    opt.step()
+                    total += loss.detach()
+                    count += 1
+                    step += 1
+                steps_per_epoch = steps_per_epoch or count
+                hist.epoch_seconds.append(time.perf_counter() - t0)
+                hist.losses.append(float(total) / max(count, 1))
+                value = math.nan
+                if validate is not None and ((epoch + 1) % c.eval_every == 0
+                                             or epoch + 1 == c.epochs):
+                    module.eval()
+                    with torch.no_grad():
+                        value = float(validate())
+                    hist.valid.append((epoch + 1, value))
+                    if value > best + c.min_delta:
+                        best, bad, plateau_bad = value, 0, 0
+                        hist.best_epoch, hist.best_value = epoch + 1, value
+                        best_state = {k: v.detach().clone()
+                                      for k, v in module.state_dict().items()}
+                    else:
+                        bad += 1
+                        plateau_bad += 1
+                        if c.schedule == "plateau" and plateau_bad >= c.step_size:
+                            plateau_scale *= c.gamma
+                            plateau_bad = 0
+                if bar is not None:
+                    bar.update(epoch + 1, hist.losses[-1], value, best)
+                if c.patience and validate is not None and bad >= c.patience:
+                    hist.stopped_early = True
+                    break
+        finally:
+            if bar is not None:
+                bar.close()
+        if best_state is not None:
+            module.load_state_dict(best_state)
+        else:
+            hist.best_epoch = len(hist.losses)
+        module.eval()
+        return hist
+
+
+def _to_device(batch: Batch, device: torch.device) -> Batch:
+    if isinstance(batch, Tensor):
+        return batch.to(device, non_blocking=True) if batch.device != device else batch
+    if isinstance(batch, tuple | list):
+        return type(batch)(_to_device(b, device) for b in batch)
+    if isinstance(batch, dict):
+        return {k: _to_device(v, device) for k, v in batch.items()}
+    return batch
+
+
+class _Bar:
+    """A rich progress bar over epochs showing the loss and the validation metric."""
+
+    def __init__(self, epochs: int) -> None:
+        from rich.progress import (
+            BarColumn,
+            MofNCompleteColumn,
+            Progress,
+            TextColumn,
+            TimeElapsedColumn,
+        )
+
+        self._progress = Progress(TextColumn("training"), BarColumn(), MofNCompleteColumn(),
+                                  TextColumn("{task.fields[info]}"), TimeElapsedColumn(),
+                                  transient=True)
+        self._task = self._progress.add_task("train", total=epochs, info="")
+        self._progress.start()
+
+    def update(self, epoch: int, loss: float, value: float, best: float) -> None:
+        info = f"loss {loss:.4f}"
+        if not math.isnan(value):
+            info += f"  valid {value:.4f}  best {best:.4f}"
+        self._progress.update(self._task, completed=epoch, info=info)
+
+    def close(self) -> None:
+        self._progress.stop()
