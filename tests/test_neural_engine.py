@@ -276,3 +276,21 @@ def test_bprmf_early_stopping_uses_valid() -> None:
     h = m.history_
     assert h.valid and h.best_epoch == max(h.valid, key=lambda ev: ev[1])[0]
     assert len(h.epoch_seconds) == len(h.losses) <= 30
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+def test_bprmf_on_cuda_matches_cpu_quality() -> None:
+    from sklearn.metrics import roc_auc_score
+
+    train, _ = tiny_interactions()
+    m = BPRMF(**{**SMALL, "epochs": 30}, device="cuda").fit(train, rng=0)
+    assert m.device_.type == "cuda"
+    x = train.to_csr(values="binary").toarray()
+    assert roc_auc_score(x.ravel(), m.score(np.arange(train.n_users)).ravel()) > 0.8
+
+
+def test_trainer_progress_bar_runs() -> None:
+    m = _Quadratic()
+    hist = Trainer(TrainConfig(epochs=3, progress=True, patience=0)).fit(
+        m, lambda e: [torch.ones(2)], validate=lambda: -abs(m.w.item() - 1))
+    assert len(hist.losses) == 3 and hist.summary()["epochs"] == 3
