@@ -400,7 +400,8 @@ def benchmark(
     with progress_bar("benchmark") as cb:
         result = run_benchmark(sp, bcfg, protocol=protocol.value, data=data,
                                item_categories=_item_categories(prep.dataset, sp),
-                               progress=lambda what, done, total: cb(done, total, what))
+                               progress=lambda what, done, total: cb(done, total, what),
+                               dataset=prep.dataset)
     for peer in peers or []:
         todo = ([m.strip() for m in peer_models.split(",")] if peer_models
                 else [m for m in names if m in RECBOLE_MODELS])
@@ -517,6 +518,88 @@ def _anomaly_table(rows):
         ok = "[green]✓[/]" if injected == found else "[red]✗[/]"
         t.add_row(name, f"{injected:,}", f"{found:,}", ok, by)
     return t
+
+
+# ------------------------------------------------------------------------------ plots
+plot_app = typer.Typer(help="Plots of fitted models.", no_args_is_help=True)
+app.add_typer(plot_app, name="plot")
+
+
+@plot_app.command(name="embeddings")
+def plot_embeddings(
+    data: DataOpt,
+    out: Annotated[Path, typer.Option("--out", "-o", help="PNG file to write")],
+    model_dir: Annotated[Path | None, typer.Option(
+        "--model-dir", help="a model saved with model.save(DIR), fitted on the train part of "
+        "--data split by --protocol")] = None,
+    model: Annotated[str | None, typer.Option(
+        "--model", "-m", help="instead of --model-dir: fit this model (e.g. two_tower, bprmf, "
+        "ials) on the train part now, early stopping on valid")] = None,
+    params: Annotated[str | None, typer.Option(
+        help='with --model: hyperparameters as JSON, e.g. \'{"factors": 32, "epochs": 20}\'')
+    ] = None,
+    protocol: Annotated[Protocol, typer.Option("--protocol", "-p", help="split protocol")] = (
+        Protocol.temporal_user),
+    color_by: Annotated[str | None, typer.Option(
+        "--color-by", help="item column to colour by (default: genres/class/category; the "
+        "first token of multi-genre items)")] = None,
+    max_items: Annotated[int, typer.Option(help="plot a random sample of at most this many "
+                                           "items (t-SNE is quadratic)")] = 3000,
+    seed: Annotated[int, typer.Option(help="seed of the fit, the sample and t-SNE")] = 0,
+    on_bad_rows: OnBadRows = BadRows.error,
+    clean: CleanOpt = False,
+) -> None:
+    """Draw a model's item embeddings in 2-D: PCA and t-SNE side by side in one PNG,
+    coloured by genre/category.
+
+    Give either --model-dir (a saved model; --data and --protocol must reproduce the split it
+    was trained on, so that item indices map to the right items) or --model NAME to fit one
+    now. Works for models with item vectors: two_tower, bprmf, ials, mf...
+
+    Example: streamrec plot embeddings --data recbole:../shared/data/ml-100k --model two_tower
+    --params '{"epochs": 30}' --out items.png"""
+    import numpy as np
+
+    from streamrec.data.splits import make_split
+    from streamrec.models.base import Recommender
+    from streamrec.models.registry import create, get_class
+    from streamrec.plots import item_embeddings, item_labels, plot_item_embeddings
+
+    if (model_dir is None) == (model is None):
+        err_console.print("[bold red]error:[/] give exactly one of --model-dir and --model")
+        raise typer.Exit(2)
+    cfg = _clean_config(clean, None, None, 30.0, Impossible.quarantine)
+    prep = _prepare(data, {}, on_bad_rows, cfg, None, out.parent / "quarantine.csv")
+    sp = make_split(prep.dataset, protocol.value)
+    try:
+        if model_dir is not None:
+            fitted = Recommender.load(model_dir)
+        else:
+            kw = json.loads(params) if params else {}
+            fitted = create(model, **kw)
+            fit_kw = {}
+            if getattr(get_class(model), "uses_side_features", False):
+                from streamrec.features.side import side_features
+
+                fit_kw["side"] = side_features(prep.dataset, sp)
+            with spinner(f"fitting {model}"):
+                fitted.fit(sp.train, valid=sp.valid, rng=np.random.default_rng(seed), **fit_kw)
+        vectors = item_embeddings(fitted)
+    except (FileNotFoundError, KeyError, TypeError, ValueError) as exc:
+        err_console.print(f"[bold red]error:[/] {escape(str(exc))}", soft_wrap=True, highlight=False)
+        raise typer.Exit(2) from exc
+    if len(vectors) != sp.n_items:
+        err_console.print(f"[bold red]error:[/] the model has {len(vectors)} items but the "
+                          f"{protocol.value} split of {data} has {sp.n_items} train items: "
+                          "pass the --data/--protocol the model was trained on", soft_wrap=True)
+        raise typer.Exit(2)
+    labels = item_labels(prep.dataset, sp.item_vocab.ids[: sp.n_items], color_by)
+    name = model or getattr(fitted, "name", "") or type(fitted).__name__
+    with spinner("PCA and t-SNE"):
+        path = plot_item_embeddings(vectors, labels, out, title=f"{name} · {prep.dataset.name}",
+                                    max_items=max_items, seed=seed)
+    console.print(kv_table("embedding plot", [("model", name), ("items", len(vectors)),
+                                              ("dims", vectors.shape[1]), ("written", str(path))]))
 
 
 def main() -> None:  # pragma: no cover - console entry point

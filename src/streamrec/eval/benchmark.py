@@ -17,14 +17,18 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from streamrec.data.dataset import Dataset
 from streamrec.data.interactions import Interactions
 from streamrec.data.splits import Split
 from streamrec.eval.protocol import EvalResult, evaluate
 from streamrec.models.registry import create, get_class
+
+if TYPE_CHECKING:
+    from streamrec.features.side import SideFeatures
 
 #: names of StreamRec models and their RecBole counterparts (for ``--peers recbole``)
 RECBOLE_MODELS = {"pop": "Pop", "itemknn": "ItemKNN", "ease": "EASE", "bpr": "BPR",
@@ -144,16 +148,25 @@ def search_points(name: str, max_trials: int, rng: np.random.Generator) -> list[
     return points + grid
 
 
-def _fit(name: str, params: dict[str, Any], train, valid, seed: int):
+def _fit(name: str, params: dict[str, Any], train, valid, seed: int,
+         side: SideFeatures | None = None):
     model = create(name, **params)
+    # models declaring ``uses_side_features`` get the split's user/item side features
+    extra = {"side": side} if side is not None and _uses_side(name) else {}
     start = time.perf_counter()
-    model.fit(train, valid=valid, rng=np.random.default_rng(seed))
+    model.fit(train, valid=valid, rng=np.random.default_rng(seed), **extra)
     return model, time.perf_counter() - start
 
 
+def _uses_side(name: str) -> bool:
+    return bool(getattr(get_class(name), "uses_side_features", False))
+
+
 def tune_model(name: str, split: Split, cfg: BenchmarkConfig,
-               progress: Progress | None = None) -> tuple[dict[str, Any], list[Trial]]:
-    """Pick hyperparameters for ``name`` on valid (fit on train, seed 0)."""
+               progress: Progress | None = None, side: SideFeatures | None = None,
+               ) -> tuple[dict[str, Any], list[Trial]]:
+    """Pick hyperparameters for ``name`` on valid (fit on train, seed 0; ``side``: the
+    split's :class:`~streamrec.features.side.SideFeatures` for models that use them)."""
     fixed = cfg.params.get(name, {})
     points = search_points(name, cfg.max_trials, np.random.default_rng(0)) if cfg.tune else [{}]
     trials: list[Trial] = []
@@ -161,7 +174,7 @@ def tune_model(name: str, split: Split, cfg: BenchmarkConfig,
         params = {**point, **fixed}
         if len(points) > 1:
             # valid also drives early stopping here, as it does in the test fits
-            model, secs = _fit(name, params, split.train, split.valid, 0)
+            model, secs = _fit(name, params, split.train, split.valid, 0, side)
             res = evaluate(model, split.valid, exclude=split.train, ks=cfg.ks,
                            batch_size=cfg.batch_size)
             trials.append(Trial(name, params, float(res.means()[cfg.tune_metric]), secs))
@@ -175,8 +188,18 @@ def tune_model(name: str, split: Split, cfg: BenchmarkConfig,
 
 def run_benchmark(split: Split, cfg: BenchmarkConfig, *, protocol: str, data: str = "",
                   item_categories: np.ndarray | None = None,
-                  progress: Progress | None = None) -> BenchmarkResult:
-    """Tune (optionally), fit over seeds and evaluate every model of ``cfg`` on ``split``."""
+                  progress: Progress | None = None,
+                  dataset: Dataset | None = None) -> BenchmarkResult:
+    """Tune (optionally), fit over seeds and evaluate every model of ``cfg`` on ``split``.
+
+    ``dataset`` (the one ``split`` was made from) provides the user/item side features of
+    models declaring ``uses_side_features`` (e.g. two_tower); without it they use ids only.
+    """
+    side = None
+    if dataset is not None and any(_uses_side(name) for name in cfg.models):
+        from streamrec.features.side import side_features
+
+        side = side_features(dataset, split)
     runs: list[Run] = []
     trials: list[Trial] = []
     chosen: dict[str, dict[str, Any]] = {}
@@ -185,13 +208,13 @@ def run_benchmark(split: Split, cfg: BenchmarkConfig, *, protocol: str, data: st
     if cfg.refit == "train+valid":
         fit_data, fit_valid = train_plus_valid(split), None
     for name in cfg.models:  # a loop over models
-        params, tr = tune_model(name, split, cfg, progress)
+        params, tr = tune_model(name, split, cfg, progress, side)
         trials += tr
         chosen[name] = params
         stochastic = bool(getattr(get_class(name), "stochastic", False))
         seeds = range(cfg.seeds) if stochastic else range(1)
         for seed in seeds:  # a loop over seeds
-            model, secs = _fit(name, params, fit_data, fit_valid, seed)
+            model, secs = _fit(name, params, fit_data, fit_valid, seed, side)
             start = time.perf_counter()
             res = evaluate(model, split.test, exclude=[split.train, split.valid], ks=cfg.ks,
                            batch_size=cfg.batch_size, item_counts=item_counts,

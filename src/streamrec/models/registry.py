@@ -20,6 +20,11 @@ BUILTIN_MODULES = (
     "streamrec.models.als",
     "streamrec.models.mf",
     "streamrec.models.neural.bpr",
+    "streamrec.models.neural.ncf",
+    "streamrec.models.neural.multvae",
+    "streamrec.models.neural.cdae",
+    "streamrec.models.neural.two_tower",
+    "streamrec.models.neural.neural_mf",
 )
 _loaded = False
 

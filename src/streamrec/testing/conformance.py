@@ -40,6 +40,14 @@ CONFORMANCE_PARAMS: dict[str, dict[str, Any]] = {
     "itemknn": {"k": 10},
     "ease": {"lam": 10.0},
     "bprmf": {"factors": 8, "epochs": 5, "batch_size": 64, "lr": 0.01},
+    "gmf": {"factors": 8, "epochs": 3, "batch_size": 256},
+    "mlp": {"factors": 8, "layers": (16, 8), "epochs": 3, "batch_size": 256},
+    "neumf": {"factors": 8, "layers": (16, 8), "epochs": 3, "batch_size": 256},
+    "multvae": {"hidden": 32, "latent": 8, "epochs": 4, "batch_size": 32, "lr": 0.01},
+    "multdae": {"hidden": 32, "latent": 8, "epochs": 4, "batch_size": 32, "lr": 0.01},
+    "cdae": {"hidden": 16, "epochs": 4, "batch_size": 32, "lr": 0.01},
+    "two_tower": {"factors": 8, "epochs": 3, "batch_size": 64},
+    "neural_mf": {"embed": 8, "hidden": (16,), "epochs": 5, "batch_size": 128},
 }
 
 _N_USERS, _N_ITEMS, _N_GROUPS = 60, 40, 4
