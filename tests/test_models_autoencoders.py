@@ -10,6 +10,7 @@ import torch
 import torch.nn.functional as F
 
 from streamrec.models.neural.cdae import CDAE
+from streamrec.models.neural.layers import dropout
 from streamrec.models.neural.losses import kl_normal, multinomial_loss
 from streamrec.models.neural.multvae import (
     HistoryRows,
@@ -91,7 +92,7 @@ def test_sparse_input_dropout_only_drops_observed_items() -> None:
     torch.manual_seed(0)
     out = layer(rows)
     torch.manual_seed(0)
-    kept = F.dropout(rows.val, 0.5, True)  # the same draws, one per non-zero
+    kept = dropout(rows.val, 0.5, True)  # the same draws, one per non-zero
     corrupted = HistoryRows(rows.users, rows.crow, rows.col, kept, rows.n_items).to_dense()
     torch.testing.assert_close(out, corrupted @ layer.weight + layer.bias)
     assert set(kept.unique().tolist()) <= {0.0, 2.0}

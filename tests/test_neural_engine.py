@@ -294,3 +294,39 @@ def test_trainer_progress_bar_runs() -> None:
     hist = Trainer(TrainConfig(epochs=3, progress=True, patience=0)).fit(
         m, lambda e: [torch.ones(2)], validate=lambda: -abs(m.w.item() - 1))
     assert len(hist.losses) == 3 and hist.summary()["epochs"] == 3
+
+
+# ---------------------------------------------------------------------------- layers
+def test_fast_dropout_rate_scale_and_gradient() -> None:
+    from streamrec.models.neural.layers import Dropout, dropout
+
+    x = torch.ones(400, 500, requires_grad=True)
+    torch.manual_seed(0)
+    y = dropout(x, 0.3)
+    kept = y.detach() != 0
+    assert abs(1 - kept.float().mean().item() - 0.3) < 0.005  # 200k draws: sd ~0.001
+    torch.testing.assert_close(y.detach()[kept], torch.full((int(kept.sum()),), 1 / 0.7))
+    y.sum().backward()
+    torch.testing.assert_close(x.grad, y.detach())  # d(x * mask)/dx = mask
+    torch.manual_seed(0)
+    torch.testing.assert_close(dropout(x, 0.3), y)  # seeded by torch's generator
+    layer = Dropout(0.3)
+    assert torch.equal(layer.eval()(x), x) and torch.equal(dropout(x, 0.0), x)
+    with pytest.raises(ValueError, match="dropout probability"):
+        Dropout(1.0)
+
+
+def test_sparse_multinomial_loss_equals_dense() -> None:
+    g = torch.Generator().manual_seed(0)
+    logits = torch.randn(5, 9, generator=g)
+    target = (torch.rand(5, 9, generator=g) < 0.3).float()
+    target[0, 0] = 1.0
+    rows, cols = target.nonzero(as_tuple=True)
+    got = losses.sparse_multinomial_loss(logits, rows, cols, target[rows, cols])
+    torch.testing.assert_close(got, losses.multinomial_loss(logits, target))
+
+
+def test_amp_modes() -> None:
+    assert TrainConfig(amp=True).amp == "auto" and TrainConfig(amp=False).amp == "off"
+    with pytest.raises(ValueError, match="amp must be"):
+        TrainConfig(amp="fp8")

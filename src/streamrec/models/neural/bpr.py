@@ -64,7 +64,8 @@ class BPRMF(TorchRecommender):
         See :class:`~streamrec.data.sampling.NegativeSampler`; ``hard``/``mixed`` score
         ``hard_candidates`` items per negative with the current model.
     alpha, hard_candidates : see NegativeSampler
-    epochs, batch_size, lr, weight_decay, patience, eval_every, device, progress :
+    epochs, batch_size, lr, weight_decay, patience, eval_every, device, amp,
+    progress :
         Trainer settings (:class:`~streamrec.models.neural.trainer.TrainConfig`).
     """
 
@@ -78,7 +79,7 @@ class BPRMF(TorchRecommender):
                  sampler: str = "uniform", alpha: float = 0.75, hard_candidates: int = 16,
                  epochs: int = 200, batch_size: int = 2048, lr: float = 1e-3,
                  weight_decay: float = 0.0, patience: int = 10, eval_every: int = 4,
-                 device: str = "auto", progress: bool = False) -> None:
+                 device: str = "auto", amp: str = "auto", progress: bool = False) -> None:
         self.factors = factors
         self.reg = reg
         self.negatives = negatives
@@ -92,6 +93,7 @@ class BPRMF(TorchRecommender):
         self.patience = patience
         self.eval_every = eval_every
         self.device = device
+        self.amp = amp
         self.progress = progress
 
     def _build_module(self) -> nn.Module:

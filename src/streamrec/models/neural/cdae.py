@@ -110,7 +110,8 @@ class CDAE(AutoencoderRecommender):
     negatives : int
         0 (default): logistic loss over all items; k > 0: over the positives and about
         ``k`` sampled unobserved items per positive (the paper's negative sampling).
-    epochs, batch_size, lr, weight_decay, patience, eval_every, device, progress :
+    epochs, batch_size, lr, weight_decay, patience, eval_every, device, amp,
+    progress :
         Trainer settings (:class:`~streamrec.models.neural.trainer.TrainConfig`); a batch
         is ``batch_size`` users; ``weight_decay`` is the L2 penalty on all weights.
     """
@@ -127,7 +128,7 @@ class CDAE(AutoencoderRecommender):
                  activation: str = "sigmoid", negatives: int = 0, epochs: int = 500,
                  batch_size: int = 128, lr: float = 1e-3, weight_decay: float = 0.0,
                  patience: int = 10, eval_every: int = 5, device: str = "auto",
-                 progress: bool = False) -> None:
+                 amp: str = "auto", progress: bool = False) -> None:
         self.hidden = hidden
         self.corruption = corruption
         self.activation = activation
@@ -139,6 +140,7 @@ class CDAE(AutoencoderRecommender):
         self.patience = patience
         self.eval_every = eval_every
         self.device = device
+        self.amp = amp
         self.progress = progress
 
     def _build_module(self) -> nn.Module:

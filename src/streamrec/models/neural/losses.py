@@ -127,6 +127,28 @@ def multinomial_loss(logits: Tensor, targets: Tensor) -> Tensor:
     return -(F.log_softmax(logits, dim=1) * targets).sum(1).mean()
 
 
+def sparse_multinomial_loss(logits: Tensor, rows: Tensor, cols: Tensor,
+                            values: Tensor) -> Tensor:
+    """:func:`multinomial_loss` with the targets given by their non-zeros only.
+
+    ``-Σ x log softmax(z)`` only needs ``log softmax(z)`` where ``x`` is non-zero, so the
+    targets never become a dense (B, I) tensor.
+
+    Parameters
+    ----------
+    logits : Tensor, shape (B, I)
+    rows, cols : Tensor of int64, shape (nnz,)
+        Row and item of each non-zero target.
+    values : Tensor, shape (nnz,)
+
+    Returns
+    -------
+    Tensor, scalar: mean over the B users of the negative log-likelihood.
+    """
+    logp = F.log_softmax(logits, dim=1)  # (B, I)
+    return -(logp[rows, cols] * values).sum() / logits.shape[0]
+
+
 def kl_normal(mu: Tensor, logvar: Tensor) -> Tensor:
     """KL(N(mu, exp(logvar)) || N(0, I)) summed over dimensions, mean over the batch."""
     return (-0.5 * (1 + logvar - mu.pow(2) - logvar.exp()).sum(1)).mean()

@@ -4,7 +4,8 @@ A user is their binary train row ``x_u`` (n_items,). The encoder reads the L2-no
 after input dropout, ``tanh`` MLP ``n_items -> hidden -> latent``; the decoder mirrors it,
 ``latent -> hidden -> n_items``, and its logits go through a softmax over all items. The loss
 is the multinomial log-likelihood ``-Σ_i x_ui log softmax(z_u)_i``
-(:func:`~streamrec.models.neural.losses.multinomial_loss`); Mult-VAE adds
+(:func:`~streamrec.models.neural.losses.sparse_multinomial_loss`, computed from the
+rows' non-zeros); Mult-VAE adds
 ``β · KL(q(z|x_u) || N(0, I))`` where β grows linearly with the optimiser step ``t``,
 ``β_t = min(anneal_cap, t / total_anneal_steps)`` (Liang et al.'s KL annealing), samples
 ``z = μ + ε·σ`` in training (reparameterisation) and scores from ``μ`` (deterministic).
@@ -42,7 +43,8 @@ from torch import Tensor, nn
 from streamrec.data.interactions import Interactions
 from streamrec.models._history import csr_from_state, csr_state, train_matrix
 from streamrec.models.neural.base import TorchRecommender
-from streamrec.models.neural.losses import kl_normal, multinomial_loss
+from streamrec.models.neural.layers import dropout
+from streamrec.models.neural.losses import kl_normal, sparse_multinomial_loss
 from streamrec.models.neural.trainer import resolve_device
 from streamrec.models.registry import register
 
@@ -183,7 +185,7 @@ class SparseInput(nn.Module):
             sq = torch.zeros(len(x.users), device=val.device, dtype=val.dtype)
             norm = sq.index_add_(0, row, val * val).sqrt().clamp_min(1e-12)  # (B,)
             val = val / norm[row]
-        val = F.dropout(val, self.dropout, self.training)  # (nnz,)
+        val = dropout(val, self.dropout, self.training)  # (nnz,)
         out = F.embedding_bag(x.col, self.weight, x.crow[:-1], mode="sum",
                               per_sample_weights=val)  # (B, H)
         return out + self.bias
@@ -293,17 +295,18 @@ class _MultAE(nn.Module):
         return self.dec_out(torch.tanh(self.dec_in(z)))  # (B, I)
 
     def loss(self, x: HistoryRows) -> Tensor:
-        target = x.to_dense()  # (B, I)
         mu, logvar = self.encode(x)  # (B, L), (B, L) or None
+        rows = x.row_ids()  # (nnz,): the targets are the rows' non-zeros
         if logvar is None:
-            return multinomial_loss(self.decode(mu), target)
+            return sparse_multinomial_loss(self.decode(mu), rows, x.col, x.val)
         z = mu
         if self.training:  # reparameterisation: z = μ + ε σ
             z = mu + torch.randn_like(mu) * torch.exp(0.5 * logvar)  # (B, L)
         beta = self.beta
         if self.training and torch.is_grad_enabled():
             self.steps += 1
-        return multinomial_loss(self.decode(z), target) + beta * kl_normal(mu, logvar)
+        nll = sparse_multinomial_loss(self.decode(z), rows, x.col, x.val)
+        return nll + beta * kl_normal(mu, logvar)
 
     def score_all(self, x: HistoryRows) -> Tensor:
         mu, _ = self.encode(x)  # (B, L): the mean, no sampling
@@ -319,7 +322,7 @@ class _MultBase(AutoencoderRecommender):
                  anneal_cap: float = 0.2, total_anneal_steps: int = 2000,
                  epochs: int = 500, batch_size: int = 128, lr: float = 1e-3,
                  weight_decay: float = 0.0, patience: int = 10, eval_every: int = 5,
-                 device: str = "auto", progress: bool = False) -> None:
+                 device: str = "auto", amp: str = "auto", progress: bool = False) -> None:
         self.hidden = hidden
         self.latent = latent
         self.dropout = dropout
@@ -332,6 +335,7 @@ class _MultBase(AutoencoderRecommender):
         self.patience = patience
         self.eval_every = eval_every
         self.device = device
+        self.amp = amp
         self.progress = progress
 
     def _build_module(self) -> nn.Module:
@@ -369,7 +373,8 @@ class MultVAE(_MultBase):
     total_anneal_steps : int
         β grows linearly from 0 by ``1 / total_anneal_steps`` per optimiser step up to
         ``anneal_cap`` (an epoch is ``ceil(n_users / batch_size)`` steps).
-    epochs, batch_size, lr, weight_decay, patience, eval_every, device, progress :
+    epochs, batch_size, lr, weight_decay, patience, eval_every, device, amp,
+    progress :
         Trainer settings (:class:`~streamrec.models.neural.trainer.TrainConfig`); a batch
         is ``batch_size`` users.
     """

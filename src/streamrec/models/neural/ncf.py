@@ -30,6 +30,7 @@ from streamrec.data.interactions import Interactions
 from streamrec.data.sampling import STRATEGIES, NegativeSampler
 from streamrec.models._history import train_matrix
 from streamrec.models.neural.base import TorchRecommender
+from streamrec.models.neural.layers import Dropout
 from streamrec.models.neural.losses import bce_loss, bpr_loss
 from streamrec.models.registry import register
 
@@ -57,10 +58,10 @@ class _Tower(nn.Module):
         super().__init__()
         self.user_in = nn.Linear(dim, layers[0])
         self.item_in = nn.Linear(dim, layers[0], bias=False)
-        self.drop = nn.Dropout(dropout)
+        self.drop = Dropout(dropout)
         hidden: list[nn.Module] = []
         for d_in, d_out in zip(layers[:-1], layers[1:], strict=True):
-            hidden += [nn.Dropout(dropout), nn.Linear(d_in, d_out), nn.ReLU()]
+            hidden += [Dropout(dropout), nn.Linear(d_in, d_out), nn.ReLU()]
         self.hidden = nn.Sequential(*hidden)
         self.width = max(layers)
 
@@ -259,7 +260,8 @@ class GMF(_NCFBase):
         Pointwise log loss over positives and negatives, or pairwise BPR.
     sampler : {"uniform", "popularity", "hard", "mixed"}
         See :class:`~streamrec.data.sampling.NegativeSampler`.
-    epochs, batch_size, lr, optimizer, weight_decay, patience, eval_every, device, progress :
+    epochs, batch_size, lr, optimizer, weight_decay, patience, eval_every, device, amp,
+    progress :
         Trainer settings (:class:`~streamrec.models.neural.trainer.TrainConfig`);
         ``batch_size`` counts positives (each comes with its ``negatives``).
     """
@@ -275,7 +277,7 @@ class GMF(_NCFBase):
                  sampler: str = "uniform", epochs: int = 200, batch_size: int = 2048,
                  lr: float = 1e-3, optimizer: str = "adam", weight_decay: float = 0.0,
                  patience: int = 10, eval_every: int = 2, device: str = "auto",
-                 progress: bool = False) -> None:
+                 amp: str = "auto", progress: bool = False) -> None:
         self.factors = factors
         self.negatives = negatives
         self.loss = loss
@@ -288,6 +290,7 @@ class GMF(_NCFBase):
         self.patience = patience
         self.eval_every = eval_every
         self.device = device
+        self.amp = amp
         self.progress = progress
 
 
@@ -304,7 +307,8 @@ class MLP(_NCFBase):
     dropout : float
         Dropout before every linear layer.
     negatives, loss, sampler : see :class:`GMF`
-    epochs, batch_size, lr, optimizer, weight_decay, patience, eval_every, device, progress :
+    epochs, batch_size, lr, optimizer, weight_decay, patience, eval_every, device, amp,
+    progress :
         Trainer settings (:class:`~streamrec.models.neural.trainer.TrainConfig`);
         ``batch_size`` counts positives (each comes with its ``negatives``).
     """
@@ -321,7 +325,7 @@ class MLP(_NCFBase):
                  sampler: str = "uniform", epochs: int = 200, batch_size: int = 2048,
                  lr: float = 1e-3, optimizer: str = "adam", weight_decay: float = 0.0,
                  patience: int = 10, eval_every: int = 2, device: str = "auto",
-                 progress: bool = False) -> None:
+                 amp: str = "auto", progress: bool = False) -> None:
         self.factors = factors
         self.layers = tuple(int(s) for s in layers)  # a tuple, as load() restores it
         self.dropout = dropout
@@ -336,6 +340,7 @@ class MLP(_NCFBase):
         self.patience = patience
         self.eval_every = eval_every
         self.device = device
+        self.amp = amp
         self.progress = progress
 
 
@@ -360,7 +365,8 @@ class NeuMF(_NCFBase):
         Weight of the GMF branch in the initial predict layer (0.5 in the paper).
     pretrain_lr : float
         Learning rate of the pre-training fits.
-    epochs, batch_size, lr, optimizer, weight_decay, patience, eval_every, device, progress :
+    epochs, batch_size, lr, optimizer, weight_decay, patience, eval_every, device, amp,
+    progress :
         Trainer settings (:class:`~streamrec.models.neural.trainer.TrainConfig`);
         ``batch_size`` counts positives (each comes with its ``negatives``).
     """
@@ -378,7 +384,7 @@ class NeuMF(_NCFBase):
                  pretrain_lr: float = 1e-3, epochs: int = 200, batch_size: int = 2048,
                  lr: float = 1e-3, optimizer: str = "adam", weight_decay: float = 0.0,
                  patience: int = 10, eval_every: int = 2, device: str = "auto",
-                 progress: bool = False) -> None:
+                 amp: str = "auto", progress: bool = False) -> None:
         self.factors = factors
         self.layers = tuple(int(s) for s in layers)  # a tuple, as load() restores it
         self.dropout = dropout
@@ -396,6 +402,7 @@ class NeuMF(_NCFBase):
         self.patience = patience
         self.eval_every = eval_every
         self.device = device
+        self.amp = amp
         self.progress = progress
 
     _init_branches: tuple[_NCFModule, _NCFModule] | None = None

@@ -31,6 +31,7 @@ from streamrec.eval.metrics import mae, rmse
 from streamrec.models._history import check_users
 from streamrec.models.base import RatingPredictor
 from streamrec.models.neural.base import TorchRecommender
+from streamrec.models.neural.layers import Dropout
 from streamrec.models.neural.losses import mse_loss
 from streamrec.models.neural.trainer import resolve_device
 from streamrec.models.registry import register
@@ -52,7 +53,7 @@ class _NeuralMFModule(nn.Module):
         layers: list[nn.Module] = []
         width = 2 * embed
         for h in hidden:  # a loop over layers
-            layers += [nn.Linear(width, h), nn.ReLU(), nn.Dropout(dropout)]
+            layers += [nn.Linear(width, h), nn.ReLU(), Dropout(dropout)]
             width = h
         self.mlp = nn.Sequential(*layers)
         self.out = nn.Linear(width, 1)
@@ -115,7 +116,8 @@ class NeuralMF(TorchRecommender, RatingPredictor):
         Dropout after each hidden layer.
     biases : bool
         Learn user and item biases next to the global mean.
-    epochs, batch_size, lr, weight_decay, patience, eval_every, device, progress :
+    epochs, batch_size, lr, weight_decay, patience, eval_every, device, amp,
+    progress :
         Trainer settings (:class:`~streamrec.models.neural.trainer.TrainConfig`); early
         stopping maximises ``-RMSE`` on ``valid``.
 
@@ -143,7 +145,7 @@ class NeuralMF(TorchRecommender, RatingPredictor):
                  dropout: float = 0.1, biases: bool = True, epochs: int = 100,
                  batch_size: int = 1024, lr: float = 3e-3, weight_decay: float = 1e-3,
                  patience: int = 5, eval_every: int = 1, device: str = "auto",
-                 progress: bool = False) -> None:
+                 amp: str = "auto", progress: bool = False) -> None:
         self.embed = embed
         self.hidden = hidden
         self.dropout = dropout
@@ -155,6 +157,7 @@ class NeuralMF(TorchRecommender, RatingPredictor):
         self.patience = patience
         self.eval_every = eval_every
         self.device = device
+        self.amp = amp
         self.progress = progress
 
     # ------------------------------------------------------------------ module and state

@@ -40,6 +40,7 @@ from streamrec.data.sampling import NegativeSampler
 from streamrec.features.side import EntityFeatures, SideFeatures
 from streamrec.models._history import check_users, train_matrix
 from streamrec.models.neural.base import TorchRecommender
+from streamrec.models.neural.layers import Dropout
 from streamrec.models.neural.losses import bpr_loss, in_batch_softmax_loss, sampled_softmax_loss
 from streamrec.models.registry import register
 
@@ -76,7 +77,7 @@ class _Tower(nn.Module):
         layers: list[nn.Module] = []
         width = dim
         for h in hidden:  # a loop over layer sizes
-            layers += [nn.Linear(width, h), nn.ReLU(), nn.Dropout(dropout)]
+            layers += [nn.Linear(width, h), nn.ReLU(), Dropout(dropout)]
             width = h
         self.mlp = nn.Sequential(*layers, nn.Linear(width, dim)) if hidden else None
         self.dim = dim
@@ -170,7 +171,8 @@ class TwoTower(TorchRecommender):
         Learn an id embedding per user and item (False: features only).
     use_side : bool
         Use the side features given to ``fit`` (False: ignore them, ids only).
-    epochs, batch_size, lr, weight_decay, patience, eval_every, device, progress :
+    epochs, batch_size, lr, weight_decay, patience, eval_every, device, amp,
+    progress :
         Trainer settings (:class:`~streamrec.models.neural.trainer.TrainConfig`).
     """
 
@@ -188,7 +190,7 @@ class TwoTower(TorchRecommender):
                  alpha: float = 0.75, hard_candidates: int = 16, use_ids: bool = True,
                  use_side: bool = True, epochs: int = 200, batch_size: int = 1024,
                  lr: float = 1e-3, weight_decay: float = 0.0, patience: int = 10,
-                 eval_every: int = 2, device: str = "auto", progress: bool = False) -> None:
+                 eval_every: int = 2, device: str = "auto", amp: str = "auto", progress: bool = False) -> None:
         self.factors = factors
         self.hidden = hidden
         self.dropout = dropout
@@ -209,6 +211,7 @@ class TwoTower(TorchRecommender):
         self.patience = patience
         self.eval_every = eval_every
         self.device = device
+        self.amp = amp
         self.progress = progress
 
     # ------------------------------------------------------------------ module
