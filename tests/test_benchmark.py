@@ -82,3 +82,17 @@ def test_cli_benchmark(tmp_path: Path):
     bad = CliRunner().invoke(app, ["benchmark", "--data", SPEC, "--models", "nope",
                                    "--out", str(tmp_path / "c")])
     assert bad.exit_code == 2 and "unknown model" in bad.output
+
+
+def test_cli_benchmark_fixed_params(tmp_path: Path):
+    res = CliRunner().invoke(app, ["benchmark", "--data", SPEC, "--events", "play,like",
+                                   "--models", "ease", "--params", '{"ease": {"lam": 7.0}}',
+                                   "--out", str(tmp_path / "b")])
+    assert res.exit_code == 0, res.output
+    rows = json.loads((tmp_path / "b" / "results.json").read_text())
+    assert rows[0]["params"]["lam"] == 7.0
+    for bad, msg in (("{not json", "not valid JSON"), ('{"pop": {}}', "not in --models"),
+                     ('{"ease": 3}', "must map model names")):
+        out = CliRunner().invoke(app, ["benchmark", "--data", SPEC, "--models", "ease",
+                                       "--params", bad, "--out", str(tmp_path / "c")])
+        assert out.exit_code == 2 and msg in out.output, out.output

@@ -346,6 +346,9 @@ def benchmark(
     tune: Annotated[bool, typer.Option(
         "--tune/--no-tune", help="search each model's declared grid on valid only")] = False,
     max_trials: Annotated[int, typer.Option(help="tuning points per model at most")] = 24,
+    params: Annotated[str | None, typer.Option(
+        help='fixed hyperparameters per model as JSON, e.g. \'{"neumf": {"epochs": 20}}\'; '
+        "with --tune they override the searched values")] = None,
     metric: Annotated[str, typer.Option(help="tuning and leaderboard metric")] = "ndcg@10",
     refit: Annotated[Refit, typer.Option(
         help="data of the test fits after tuning: train (as RecBole does, like for like with "
@@ -388,6 +391,7 @@ def benchmark(
         err_console.print(f"[bold red]error:[/] unknown model(s) {', '.join(unknown)}; "
                           f"available: {', '.join(available())}", soft_wrap=True)
         raise typer.Exit(2)
+    fixed = _model_params(params, names)
     cfg = _clean_config(clean, k_core, rating_threshold, 30.0, Impossible.quarantine, events)
     prep = _prepare(data, _columns(user_col, item_col, time_col, value_col, event_col),
                     on_bad_rows, cfg, None, out / "quarantine.csv")
@@ -396,7 +400,7 @@ def benchmark(
     split_dir = out / "split"
     write_split(sp, split_dir, name=name, fmt="recbole")
     bcfg = BenchmarkConfig(models=names, seeds=seeds, tune=tune, tune_metric=metric,
-                           max_trials=max_trials, refit=refit.value)
+                           max_trials=max_trials, refit=refit.value, params=fixed)
     with progress_bar("benchmark") as cb:
         result = run_benchmark(sp, bcfg, protocol=protocol.value, data=data,
                                item_categories=_item_categories(prep.dataset, sp),
@@ -469,6 +473,27 @@ def list_models() -> None:
         t.add_row(n, cls.__name__, fmt_params(cls().get_params()),
                   fmt_params(getattr(cls, "search_space", {})))
     console.print(t)
+
+
+def _model_params(text: str | None, names: tuple[str, ...]) -> dict[str, dict]:
+    """``--params`` JSON -> {model: {param: value}}, checked against the chosen models."""
+    if not text:
+        return {}
+    try:
+        value = json.loads(text)
+    except json.JSONDecodeError as exc:
+        err_console.print(f"[bold red]error:[/] --params is not valid JSON: {exc}")
+        raise typer.Exit(2) from exc
+    if not isinstance(value, dict) or not all(isinstance(v, dict) for v in value.values()):
+        err_console.print('[bold red]error:[/] --params must map model names to objects, e.g. '
+                          '\'{"neumf": {"epochs": 20}}\'', soft_wrap=True)
+        raise typer.Exit(2)
+    extra = sorted(set(value) - set(names))
+    if extra:
+        err_console.print(f"[bold red]error:[/] --params names models not in --models: "
+                          f"{', '.join(extra)}", soft_wrap=True)
+        raise typer.Exit(2)
+    return value
 
 
 def fmt_params(d: dict) -> str:
