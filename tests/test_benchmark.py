@@ -86,13 +86,17 @@ def test_cli_benchmark(tmp_path: Path):
 
 def test_cli_benchmark_fixed_params(tmp_path: Path):
     res = CliRunner().invoke(app, ["benchmark", "--data", SPEC, "--events", "play,like",
-                                   "--models", "ease", "--params", '{"ease": {"lam": 7.0}}',
-                                   "--out", str(tmp_path / "b")])
+                                   "--models", "ease,pop", "--params", '{"ease": {"lam": 7.0}}',
+                                   "--against", "pop", "--out", str(tmp_path / "b")])
     assert res.exit_code == 0, res.output
+    report = (tmp_path / "b" / "report.md").read_text()
+    assert "## Paired tests against pop" in report and "| ease | pop |" in report
+    assert '## Fixed hyperparameters' in report and '"lam": 7.0' in report
     rows = json.loads((tmp_path / "b" / "results.json").read_text())
     assert rows[0]["params"]["lam"] == 7.0
     for bad, msg in (("{not json", "not valid JSON"), ('{"pop": {}}', "not in --models"),
-                     ('{"ease": 3}', "must map model names")):
-        out = CliRunner().invoke(app, ["benchmark", "--data", SPEC, "--models", "ease",
-                                       "--params", bad, "--out", str(tmp_path / "c")])
+                     ('{"ease": 3}', "must map model names"), (None, "--against names")):
+        opts = ["--params", bad] if bad else ["--against", "ials"]
+        out = CliRunner().invoke(app, ["benchmark", "--data", SPEC, "--models", "ease", *opts,
+                                       "--out", str(tmp_path / "c")])
         assert out.exit_code == 2 and msg in out.output, out.output

@@ -350,6 +350,9 @@ def benchmark(
         help='fixed hyperparameters per model as JSON, e.g. \'{"neumf": {"epochs": 20}}\'; '
         "with --tune they override the searched values")] = None,
     metric: Annotated[str, typer.Option(help="tuning and leaderboard metric")] = "ndcg@10",
+    against: Annotated[str | None, typer.Option(
+        help="reference models, comma-separated (e.g. ease,ials): report.md adds paired "
+        "tests of every model against each")] = None,
     refit: Annotated[Refit, typer.Option(
         help="data of the test fits after tuning: train (as RecBole does, like for like with "
         "the peers) or train+valid (more, more recent data)")] = Refit.train,
@@ -392,6 +395,11 @@ def benchmark(
                           f"available: {', '.join(available())}", soft_wrap=True)
         raise typer.Exit(2)
     fixed = _model_params(params, names)
+    refs = tuple(m.strip() for m in (against or "").split(",") if m.strip())
+    if any(m not in names for m in refs):
+        err_console.print(f"[bold red]error:[/] --against names models not in --models: "
+                          f"{', '.join(m for m in refs if m not in names)}", soft_wrap=True)
+        raise typer.Exit(2)
     cfg = _clean_config(clean, k_core, rating_threshold, 30.0, Impossible.quarantine, events)
     prep = _prepare(data, _columns(user_col, item_col, time_col, value_col, event_col),
                     on_bad_rows, cfg, None, out / "quarantine.csv")
@@ -400,7 +408,8 @@ def benchmark(
     split_dir = out / "split"
     write_split(sp, split_dir, name=name, fmt="recbole")
     bcfg = BenchmarkConfig(models=names, seeds=seeds, tune=tune, tune_metric=metric,
-                           max_trials=max_trials, refit=refit.value, params=fixed)
+                           max_trials=max_trials, refit=refit.value, params=fixed,
+                           against=refs)
     with progress_bar("benchmark") as cb:
         result = run_benchmark(sp, bcfg, protocol=protocol.value, data=data,
                                item_categories=_item_categories(prep.dataset, sp),
@@ -409,6 +418,8 @@ def benchmark(
     for peer in peers or []:
         todo = ([m.strip() for m in peer_models.split(",")] if peer_models
                 else [m for m in names if m in RECBOLE_MODELS])
+        # one run per RecBole model (bpr and bprmf are both RecBole's BPR)
+        todo = list({RECBOLE_MODELS.get(m, m): m for m in reversed(todo)}.values())[::-1]
         for m in todo:  # a loop over peer models
             with spinner(f"{peer.value} {m}"):
                 try:

@@ -32,7 +32,8 @@ if TYPE_CHECKING:
 
 #: names of StreamRec models and their RecBole counterparts (for ``--peers recbole``)
 RECBOLE_MODELS = {"pop": "Pop", "itemknn": "ItemKNN", "ease": "EASE", "bpr": "BPR",
-                  "multvae": "MultiVAE", "neumf": "NeuMF", "sasrec": "SASRec", "gru4rec": "GRU4Rec"}
+                  "bprmf": "BPR", "multvae": "MultiVAE", "multdae": "MultiDAE", "cdae": "CDAE",
+                  "neumf": "NeuMF", "sasrec": "SASRec", "gru4rec": "GRU4Rec"}
 #: ../shared/peers beside a source checkout; ``$STREAMREC_PEERS_DIR`` points elsewhere
 PEERS_DIR = Path(os.environ.get("STREAMREC_PEERS_DIR",
                                 Path(__file__).resolve().parents[4] / "shared" / "peers"))
@@ -68,6 +69,9 @@ class BenchmarkConfig:
         Data of the test fits after tuning: train only (what RecBole does on the same split
         files: like for like with the peers), or train plus the valid rows of warm users and
         items (more and more recent data; test still excludes train and valid items).
+    against : tuple of str
+        Reference models (e.g. ``("ease", "ials")``): the report adds paired tests of every
+        other model against each of them, besides the tests against the best.
     """
 
     models: tuple[str, ...]
@@ -79,8 +83,12 @@ class BenchmarkConfig:
     batch_size: int = 2048
     params: dict[str, dict[str, Any]] = field(default_factory=dict)
     refit: str = "train"
+    against: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
+        missing = [m for m in self.against if m not in self.models]
+        if missing:
+            raise ValueError(f"against names models not benchmarked: {', '.join(missing)}")
         if self.refit not in ("train", "train+valid"):
             raise ValueError(f"refit must be 'train' or 'train+valid' (got {self.refit!r})")
 

@@ -67,6 +67,27 @@ def leaderboard(runs: list[Run], metric: str = "ndcg@10", *, n_boot: int = 1000)
     return lines
 
 
+def against(lines: list[Line], refs: tuple[str, ...]) -> list[tuple[str, str, float, float,
+                                                                    float, float]]:
+    """Paired tests of every StreamRec line against each reference model.
+
+    Returns rows ``(model, reference, mean, reference mean, p t-test, p Wilcoxon)`` of the
+    seed-averaged per-user main metric (lines without per-user values are skipped).
+    """
+    by_model = {ln.model: ln for ln in lines if ln.system == "streamrec" and ln.per_user is not None}
+    rows = []
+    for ref in refs:  # a loop over reference models
+        r = by_model.get(ref)
+        if r is None:
+            continue
+        for ln in by_model.values():
+            if ln is not r and len(ln.per_user) == len(r.per_user):
+                rows.append((ln.model, ref, float(ln.per_user.mean()), float(r.per_user.mean()),
+                             paired_ttest(ln.per_user, r.per_user).p_value,
+                             wilcoxon(ln.per_user, r.per_user).p_value))
+    return rows
+
+
 def fmt_mean(ln: Line, k: str) -> str:
     """``mean ± std`` over seeds (the mean alone for one seed; ``–`` when absent)."""
     if k not in ln.mean:
@@ -98,7 +119,8 @@ def markdown(result: BenchmarkResult, lines: list[Line], metric: str,
         f"{result.split_counts['valid']:,} / test {result.split_counts['test']:,}. Full ranking "
         "over every item known at training time; relevant = all held-out interactions; test "
         "excludes each user's train and valid items. Hyperparameters "
-        + ("tuned on valid only (train fit, train items excluded), " if cfg.tune else "at defaults, ")
+        + ("tuned on valid only (train fit, train items excluded), " if cfg.tune
+           else "at defaults (and --params), ")
         + f"then fitted on {cfg.refit}; stochastic models over {cfg.seeds} seed(s).",
         "",
         f"Leaderboard by {metric} (mean ± std over seeds; 95% CI: bootstrap over users of the "
@@ -114,6 +136,18 @@ def markdown(result: BenchmarkResult, lines: list[Line], metric: str,
         cells = [ln.model, ln.system, str(ln.seeds), *(fmt_mean(ln, c) for c in columns),
                  fmt_ci(ln), fmt_p(ln.p_ttest), fmt_p(ln.p_wilcoxon), f"{ln.fit_seconds:.2f}"]
         out.append("| " + " | ".join(cells) + " |")
+    if cfg.against:
+        out += ["", f"## Paired tests against {', '.join(cfg.against)} ({metric}, per user, "
+                "seed-averaged)", "",
+                "| model | against | model mean | reference mean | difference | p t-test | "
+                "p Wilcoxon |", "|---|---|---|---|---|---|---|"]
+        for model, ref, m, r, pt, pw in against(lines, cfg.against):
+            out.append(f"| {model} | {ref} | {m:.4f} | {r:.4f} | {m - r:+.4f} | {fmt_p(pt)} | "
+                       f"{fmt_p(pw)} |")
+    if cfg.params:
+        out += ["", "## Fixed hyperparameters (--params)", "", "| model | hyperparameters |",
+                "|---|---|"]
+        out += [f"| {m} | `{json.dumps(p)}` |" for m, p in cfg.params.items()]
     if result.trials:
         out += ["", "## Tuning (valid " + cfg.tune_metric + ")", "",
                 "| model | trials | chosen hyperparameters | best valid |", "|---|---|---|---|"]

@@ -380,12 +380,12 @@ class MultVAE(_MultBase):
     """
 
     variational = True
+    # ML-100K (valid NDCG@10, seed 0): lr below 1e-3 helps (3e-4: 0.1377 vs 0.1347)
     search_space: ClassVar[dict[str, list[Any]]] = {
-        "lr": [1e-3, 3e-3],
-        "dropout": [0.3, 0.5],
-        "anneal_cap": [0.1, 0.2, 0.4],
-        "latent": [64, 200],
-        "weight_decay": [0.0, 1e-5],
+        "lr": [2e-4, 3e-4, 5e-4, 1e-3],
+        "dropout": [0.5, 0.7],
+        "anneal_cap": [0.2, 0.4],
+        "weight_decay": [0.0, 1e-4],
     }
 
 
