@@ -18,7 +18,8 @@ from streamrec import __version__
 from streamrec.cli._ui import console, err_console, kv_table, progress_bar, spinner
 
 SPEC_HELP = (
-    "Data SPEC: synthetic[:users=N,items=M,days=D,seed=S] | movielens:DIR | recbole:DIR | "
+    "Data SPEC: synthetic[:users=N,items=M,days=D,seed=S] | "
+    "synthetic-sessions[:users=N,items=M,seed=S] | movielens:DIR | recbole:DIR | "
     "sasrec:FILE | events:FILE_OR_DIR[?user=COL&item=COL&time=COL&value=COL]"
 )
 
@@ -48,6 +49,8 @@ class Protocol(StrEnum):
     temporal_user = "temporal_user"
     leave_last_out = "leave_last_out"
     random_user = "random_user"
+    case_study = "case_study"
+    session_temporal = "session_temporal"
 
 
 class SplitFormat(StrEnum):
@@ -124,7 +127,7 @@ def _prepare(spec: str, columns: dict, on_bad_rows: BadRows, clean_cfg, quaranti
 
     try:
         parsed = parse_spec(spec)
-        if parsed.kind == "synthetic":
+        if parsed.kind in ("synthetic", "synthetic-sessions"):
             with progress_bar("generating synthetic world") as cb:
                 prep = prepare(parsed, on_bad_rows=on_bad_rows.value, columns=columns,
                                clean=clean_cfg, progress=cb)

@@ -1,9 +1,13 @@
 """Data SPECs: one string names a data source, as the CLI and benchmark runner accept it.
 
-Grammar: ``KIND[:PATH][?key=value&key=value]``, or ``synthetic[:key=value,key=value]``.
+Grammar: ``KIND[:PATH][?key=value&key=value]``, or ``synthetic[:key=value,key=value]``
+(also ``synthetic-sessions[:key=value,...]``).
 
 =============================  =====================================================
 ``synthetic[:users=..,items=..,days=..,seed=..]``  generate a StreamRec world in memory
+``synthetic-sessions[:users=..,items=..,seed=..]``  generate a session world (one user per
+                               session; options: :class:`SessionConfig` fields or short
+                               names, tuples as ``a/b/c``, e.g. ``switch_probs=0.4/0.15/0.5``)
 ``movielens:DIR``              MovieLens 100K / 1M / 10M / 20M / 25M / latest directory
 ``recbole:DIR``                RecBole atomic files (``DIR/NAME.inter`` [+ .user, .item])
 ``sasrec:FILE``                SASRec-style ``user item`` sequence file
@@ -25,13 +29,20 @@ from urllib.parse import parse_qsl
 from streamrec.data.dataset import RawData
 from streamrec.data.errors import BadRowPolicy
 
-KINDS = ("synthetic", "movielens", "recbole", "sasrec", "events")
+KINDS = ("synthetic", "synthetic-sessions", "movielens", "recbole", "sasrec", "events")
+#: the kinds generated in memory (options ``key=value`` separated by commas, no path)
+GENERATED = ("synthetic", "synthetic-sessions")
 #: short column-mapping keys accepted in a SPEC's query and by the CLI flags
 COLUMN_KEYS = {"user": "user_col", "item": "item_col", "time": "time_col", "value": "value_col",
                "event": "event_col", "duration": "duration_col"}
 #: short names accepted for synthetic world options
 SYNTHETIC_KEYS = {"users": "n_users", "items": "n_items", "days": "n_days",
                   "categories": "n_categories"}
+#: short names accepted for synthetic-sessions options (``seed`` is separate)
+SESSION_KEYS = {"users": "n_users", "sessions": "n_users", "items": "n_items",
+                "categories": "n_categories", "alpha": "category_alpha", "zipf": "zipf_s",
+                "preferred": "n_preferred", "min_length": "min_length",
+                "max_length": "max_length", "days": "span_days"}
 
 
 class SpecError(ValueError):
@@ -48,8 +59,8 @@ class DataSpec:
 
     def __str__(self) -> str:
         opts = "&".join(f"{k}={v}" for k, v in self.options.items())
-        if self.kind == "synthetic":
-            return "synthetic" + (":" + opts.replace("&", ",") if opts else "")
+        if self.kind in GENERATED:
+            return self.kind + (":" + opts.replace("&", ",") if opts else "")
         return f"{self.kind}:{self.path}" + (f"?{opts}" if opts else "")
 
 
@@ -57,17 +68,18 @@ def parse_spec(text: str) -> DataSpec:
     """Parse ``KIND:PATH?opts`` (see module docstring). A bare existing path is an events log."""
     text = text.strip()
     kind, sep, rest = text.partition(":")
-    if kind == "synthetic":
-        opts = dict(kv.split("=", 1) for kv in rest.split(",") if kv) if rest else {}
+    if kind in GENERATED:
         bad = [kv for kv in rest.split(",") if kv and "=" not in kv]
         if bad:
-            raise SpecError(f"synthetic options are key=value pairs, got {bad[0]!r}")
-        return DataSpec("synthetic", None, opts)
+            raise SpecError(f"{kind} options are key=value pairs, got {bad[0]!r}")
+        opts = dict(kv.split("=", 1) for kv in rest.split(",") if kv) if rest else {}
+        return DataSpec(kind, None, opts)
     if kind not in KINDS or not sep:
         if Path(text).exists():
             return parse_spec(f"events:{text}")
         raise SpecError(
             f"cannot read data SPEC {text!r}: use one of synthetic[:users=N,items=M], "
+            "synthetic-sessions[:users=N,items=M,seed=S], "
             "movielens:DIR, recbole:DIR, sasrec:FILE, events:FILE_OR_DIR[?user=COL&item=COL&time=COL]"
         )
     path_text, _, query = rest.partition("?")
@@ -93,6 +105,60 @@ def world_config_from_options(options: dict[str, str]):
         except (TypeError, ValueError) as exc:
             raise SpecError(f"synthetic option {key}={raw!r}: expected {type(default).__name__}") from exc
     return WorldConfig(**kwargs)
+
+
+def session_config_from_options(options: dict[str, str]):
+    """A :class:`SessionConfig` and seed from SPEC options (short names or field names).
+
+    Returns
+    -------
+    config : SessionConfig
+    seed : int
+        ``seed`` option (default 0).
+    """
+    from streamrec.data.synthetic.sessions import SessionConfig
+
+    defaults = SessionConfig()
+    fields = {f.name for f in dataclasses.fields(SessionConfig)}
+    kwargs: dict[str, object] = {}
+    seed = 0
+    for key, raw in options.items():
+        if key == "seed":
+            try:
+                seed = int(float(raw))
+            except ValueError as exc:
+                raise SpecError(f"synthetic-sessions option seed={raw!r}: expected int") from exc
+            continue
+        name = SESSION_KEYS.get(key, key)
+        if name not in fields:
+            known = ", ".join(sorted(set(SESSION_KEYS) | fields | {"seed"}))
+            raise SpecError(f"unknown synthetic-sessions option {key!r}; known: {known}")
+        default = getattr(defaults, name)
+        try:
+            if isinstance(default, tuple):
+                kind = type(default[0])
+                kwargs[name] = tuple(_cast(kind, v) for v in raw.split("/"))
+            else:
+                kwargs[name] = _cast(type(default), raw)
+        except (TypeError, ValueError) as exc:
+            if isinstance(default, tuple):
+                what = f"{type(default[0]).__name__} values separated by '/'"
+            else:
+                what = type(default).__name__
+            raise SpecError(f"synthetic-sessions option {key}={raw!r}: expected {what}") from exc
+    try:
+        return SessionConfig(**kwargs), seed
+    except ValueError as exc:
+        raise SpecError(f"synthetic-sessions: {exc}") from exc
+
+
+def _cast(kind: type, raw: str) -> object:
+    if kind is int:
+        value = float(raw)
+        if value != int(value):
+            raise ValueError(raw)
+        return int(value)
+    return kind(raw)
 
 
 def load_raw(
@@ -124,6 +190,14 @@ def load_raw(
 
         world = generate_world(world_config_from_options(ds.options), progress=progress)
         return RawData(events=world.events, users=world.users, items=world.items, name="synthetic")
+    if ds.kind == "synthetic-sessions":
+        from streamrec.data.synthetic.sessions import generate_sessions
+
+        cfg, seed = session_config_from_options(ds.options)
+        sw = generate_sessions(cfg, seed, progress=progress)
+        d = sw.dataset
+        events = d.log if d.log is not None else d.events_frame()
+        return RawData(events=events, users=d.users, items=d.items, name="synthetic-sessions")
     assert ds.path is not None
     if not ds.path.exists():
         raise FileNotFoundError(f"{ds.path}: no such file or directory (from data SPEC {str(ds)!r})")

@@ -12,10 +12,22 @@ Four protocols (DESIGN.md §4):
 ``random_user``
     Per user, a seeded random order, then the same floor rule (RecBole's "RO" split).
 
+Two session protocols, for datasets whose "users" are sessions (a :func:`sessions_dataset`
+of a log, or the ``synthetic-sessions`` world):
+
+``case_study``
+    Whole sessions assigned at random (seeded) to train/valid/test by the ratios (floor rule
+    on the number of sessions). Valid/test sessions are cold users by design: a model scores
+    them from their item sequence.
+``session_temporal``
+    Whole sessions ordered by start time: the latest ``test`` share of sessions is test, the
+    ``valid`` share before it valid (sessions starting in the cut second go to the later part).
+
 Every protocol assigns each row to train, valid or test and then shares one step: the
 vocabularies are fitted on the train rows, and the users/items that only occur in valid or
 test ("cold") are counted and either dropped or kept (``cold="keep"``, the default, keeps
 them with indices after the train ones so that metrics count them as misses, as the peers do).
+The session protocols always keep their cold users (sessions); ``cold`` applies to items.
 """
 
 from __future__ import annotations
@@ -24,7 +36,7 @@ import json
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Literal
+from typing import Literal, NamedTuple
 
 import numpy as np
 import polars as pl
@@ -34,7 +46,8 @@ from streamrec.data.interactions import Interactions
 from streamrec.data.vocab import Vocabulary
 
 ColdPolicy = Literal["keep", "drop"]
-PROTOCOLS = ("temporal_global", "temporal_user", "leave_last_out", "random_user")
+PROTOCOLS = ("temporal_global", "temporal_user", "leave_last_out", "random_user", "case_study",
+             "session_temporal")
 TRAIN, VALID, TEST = 0, 1, 2
 
 
@@ -162,17 +175,175 @@ def assign_temporal_global(
     return out
 
 
+def _user_parts(inter: Interactions, user_part: np.ndarray) -> np.ndarray:
+    """Part of each row from the part of its user, shape (n,)."""
+    return user_part[inter.users].astype(np.int8)
+
+
+def assign_case_study(inter: Interactions, ratios=(0.8, 0.1, 0.1), seed: int = 0) -> np.ndarray:
+    """Part of each row, shape (n,): whole users (sessions) in a seeded random order, the first
+    ``floor(train * U)`` train, up to ``floor((train + valid) * U)`` valid, the rest test
+    (``U``: users with at least one row)."""
+    present = np.flatnonzero(inter.user_counts() > 0)
+    order = present[np.random.default_rng(seed).permutation(len(present))]
+    user_part = np.full(inter.n_users, TRAIN, dtype=np.int8)
+    n = np.full(len(order), len(order), dtype=np.int64)
+    user_part[order] = _ratio_assign(np.arange(len(order)), n, ratios)
+    return _user_parts(inter, user_part)
+
+
+def session_starts(inter: Interactions) -> np.ndarray:
+    """First timestamp of each user (session), shape (n_users,) int64; users without rows get
+    the largest int64."""
+    start = np.full(inter.n_users, np.iinfo(np.int64).max, dtype=np.int64)
+    np.minimum.at(start, inter.users, inter.timestamps)
+    return start
+
+
+def assign_session_temporal(inter: Interactions, valid: float = 0.1, test: float = 0.1) -> np.ndarray:
+    """Part of each row, shape (n,): whole users (sessions) by start time; the latest ``test``
+    share of sessions is test, the ``valid`` share before it valid. Sessions starting in the
+    second of a cut go to the later part, so every test session starts after every valid one,
+    and every valid one after every train one."""
+    if not (0 <= valid < 1 and 0 <= test < 1 and valid + test < 1):
+        raise ValueError(f"session_temporal: valid and test fractions must be in [0, 1), got {valid}, {test}")
+    present = np.flatnonzero(inter.user_counts() > 0)
+    start = session_starts(inter)
+    s = np.sort(start[present])
+    n = len(s)
+    user_part = np.full(inter.n_users, TRAIN, dtype=np.int8)
+    if n == 0:
+        return _user_parts(inter, user_part)
+    if valid + test > 0:
+        t_valid = s[min(n - 1, int(np.floor(n * round(1 - valid - test, 12) + 1e-9)))]
+        user_part[start >= t_valid] = VALID
+    if test > 0:
+        t_test = s[min(n - 1, int(np.floor(n * round(1 - test, 12) + 1e-9)))]
+        user_part[start >= t_test] = TEST
+    return _user_parts(inter, user_part)
+
+
+# ---------------------------------------------------------------------------- sessions
+def session_ids(inter: Interactions, gap: int = 1800) -> np.ndarray:
+    """Session of each row, shape (n,) int64.
+
+    A session starts at a user's first event and whenever more than ``gap`` seconds passed
+    since that user's previous event (ties in time kept in row order). Ids are ``0 .. S - 1``
+    numbered in (user index, time) order.
+    """
+    if gap < 0:
+        raise ValueError(f"session gap must be >= 0 seconds, got {gap}")
+    order = inter.chronological_order()
+    u = inter.users[order]
+    t = inter.timestamps[order]
+    new = np.ones(len(order), dtype=bool)
+    new[1:] = (u[1:] != u[:-1]) | (t[1:] - t[:-1] > gap)
+    out = np.empty(len(order), dtype=np.int64)
+    out[order] = np.cumsum(new) - 1
+    return out
+
+
+class SessionsDataset(NamedTuple):
+    """What :func:`sessions_dataset` returns.
+
+    Attributes
+    ----------
+    dataset : Dataset
+        One "user" per kept session.
+    stats : dict
+        ``gap``, ``min_length``, ``users`` (original), ``sessions``, ``sessions_kept``,
+        ``sessions_dropped``, ``rows``, ``rows_kept``, ``rows_dropped``.
+    dropped_rows : ndarray of int64, shape (rows_dropped,)
+        Rows of the input ``ds.interactions`` that belong to dropped (short) sessions.
+    """
+
+    dataset: Dataset
+    stats: dict
+    dropped_rows: np.ndarray
+
+
+def sessions_dataset(ds: Dataset, gap: int = 1800, min_length: int = 3) -> SessionsDataset:
+    """A dataset whose users are the sessions of ``ds`` (see :func:`session_ids`).
+
+    The new ``user_id`` is the Int64 session id of :func:`session_ids` on ``ds`` (stable:
+    numbered before short sessions are dropped, so ids may have gaps). The users table holds
+    ``user_id``, ``user_id_orig`` (the original external user id), ``session_index`` (0-based
+    rank of the session among its user's sessions), ``start_ts``, ``length`` and the columns
+    of ``ds.users`` (prefixed ``user_`` when the name is taken). The event log keeps every
+    column of ``ds.log`` with ``user_id`` replaced and ``user_id_orig`` added; items keep
+    ``ds.items``.
+
+    Sessions with fewer than ``min_length`` events are dropped; they are counted in
+    ``stats`` and their rows listed in ``dropped_rows`` (never dropped silently).
+
+    Returns
+    -------
+    SessionsDataset
+        ``(dataset, stats, dropped_rows)``.
+    """
+    if min_length < 1:
+        raise ValueError(f"min_length must be >= 1, got {min_length}")
+    inter = ds.interactions
+    sid = session_ids(inter, gap)
+    n_s = int(sid.max()) + 1 if len(sid) else 0
+    length = np.bincount(sid, minlength=n_s)
+    keep_s = length >= min_length
+    keep = keep_s[sid]
+    # per session: original user, start, rank among the user's sessions
+    first_row = np.full(n_s, len(sid), dtype=np.int64)
+    np.minimum.at(first_row, sid, np.arange(len(sid)))
+    s_user = inter.users[first_row] if n_s else np.zeros(0, np.int32)
+    s_start = np.full(n_s, np.iinfo(np.int64).max, dtype=np.int64)
+    np.minimum.at(s_start, sid, inter.timestamps)
+    user_first = np.full(inter.n_users, n_s, dtype=np.int64)
+    np.minimum.at(user_first, s_user, np.arange(n_s))
+    s_index = np.arange(n_s) - user_first[s_user]  # session ids are in (user, time) order
+
+    log = ds.log if ds.log is not None and ds.log.height == len(inter) else ds.events_frame()
+    orig_ids = ds.user_vocab.decode(inter.users)
+    events = log.with_columns(
+        pl.Series(USER, sid, dtype=pl.Int64),
+        pl.Series("user_id_orig", orig_ids),
+    ).filter(pl.Series(keep))
+    kept = np.flatnonzero(keep_s)
+    users = pl.DataFrame({
+        USER: pl.Series(kept, dtype=pl.Int64),
+        "user_id_orig": pl.Series(ds.user_vocab.decode(s_user[kept])),
+        "session_index": pl.Series(s_index[kept], dtype=pl.Int32),
+        "start_ts": pl.Series(s_start[kept], dtype=pl.Int64),
+        "length": pl.Series(length[kept], dtype=pl.Int32),
+    })
+    if ds.users is not None:
+        extra = ds.users.drop(USER)
+        extra = extra.rename({c: f"user_{c}" for c in extra.columns if c in users.columns})
+        users = pl.concat([users, extra[s_user[kept].astype(np.int64)]], how="horizontal")
+    out = Dataset.from_frames(events, users, ds.items, name=f"{ds.name}-sessions")
+    dropped = np.flatnonzero(~keep)
+    stats = {
+        "gap": gap, "min_length": min_length, "users": int((inter.user_counts() > 0).sum()),
+        "sessions": n_s, "sessions_kept": int(keep_s.sum()),
+        "sessions_dropped": int(n_s - keep_s.sum()),
+        "rows": len(inter), "rows_kept": int(keep.sum()), "rows_dropped": len(dropped),
+    }
+    return SessionsDataset(out, stats, dropped)
+
+
 # ---------------------------------------------------------------------------- materialise
 def split_by_assignment(
-    ds: Dataset, part: np.ndarray, *, protocol: str, cold: ColdPolicy = "keep", params: dict | None = None
+    ds: Dataset, part: np.ndarray, *, protocol: str, cold: ColdPolicy = "keep", params: dict | None = None,
+    cold_users: ColdPolicy | None = None,
 ) -> Split:
     """Build a :class:`Split` from a per-row part array (0 train, 1 valid, 2 test).
 
     Vocabularies are fitted on the train rows only; cold users/items in valid/test are
-    counted and kept (indices after the train ones) or dropped.
+    counted and kept (indices after the train ones) or dropped. ``cold_users`` (default:
+    ``cold``) sets the policy for users alone, ``cold`` then applies to items.
     """
     if cold not in ("keep", "drop"):
         raise ValueError(f"cold must be 'keep' or 'drop', got {cold!r}")
+    cold_users = cold if cold_users is None else cold_users
+    if cold_users not in ("keep", "drop"):
+        raise ValueError(f"cold_users must be 'keep' or 'drop', got {cold_users!r}")
     inter = ds.interactions
     if len(part) != len(inter):
         raise ValueError("part array must have one entry per interaction")
@@ -186,9 +357,10 @@ def split_by_assignment(
     imap = np.full(inter.n_items, -1, dtype=np.int64)
     imap[train_items] = np.arange(n_ti)
     heldout = ~train_rows
-    cold_users = np.setdiff1d(np.unique(inter.users[heldout]), train_users, assume_unique=True)
+    cold_user_idx = np.setdiff1d(np.unique(inter.users[heldout]), train_users, assume_unique=True)
     cold_items = np.setdiff1d(np.unique(inter.items[heldout]), train_items, assume_unique=True)
     stats: dict = {"protocol": protocol, "params": params or {}, "cold": cold,
+                   **({"cold_users_policy": cold_users} if cold_users != cold else {}),
                    "rows_before": {}, "cold_users": {}, "cold_items": {}, "cold_rows": {}}
     for name, code in (("valid", VALID), ("test", TEST)):
         rows = part == code
@@ -198,13 +370,13 @@ def split_by_assignment(
         stats["cold_users"][name] = int(len(np.unique(inter.users[rows][cu])))
         stats["cold_items"][name] = int(len(np.unique(inter.items[rows][ci])))
         stats["cold_rows"][name] = int((cu | ci).sum())
+    user_ids, item_ids = train_users, train_items
+    if cold_users == "keep":
+        umap[cold_user_idx] = n_tu + np.arange(len(cold_user_idx))
+        user_ids = np.concatenate([train_users, cold_user_idx])
     if cold == "keep":
-        umap[cold_users] = n_tu + np.arange(len(cold_users))
         imap[cold_items] = n_ti + np.arange(len(cold_items))
-        user_ids = np.concatenate([train_users, cold_users])
         item_ids = np.concatenate([train_items, cold_items])
-    else:
-        user_ids, item_ids = train_users, train_items
     nu_all, ni_all = len(user_ids), len(item_ids)
 
     train = inter.take(train_rows).remap(umap, imap, n_tu, n_ti)
@@ -249,9 +421,33 @@ def temporal_global(ds: Dataset, valid: float = 0.1, test: float = 0.1, *, cold:
                                params={"valid": valid, "test": test})
 
 
+def case_study(ds: Dataset, ratios=(0.8, 0.1, 0.1), seed: int = 0, *,
+               cold: ColdPolicy = "keep") -> Split:
+    """Whole sessions (users of ``ds``) at random (seeded) to train/valid/test by ``ratios``.
+
+    Valid/test users are cold by design and always kept (indices ``>= train.n_users``);
+    ``cold`` applies to items that occur only in valid/test sessions. Row order within each
+    part is that of ``ds.interactions`` (see :func:`assign_case_study`).
+    """
+    return split_by_assignment(ds, assign_case_study(ds.interactions, ratios, seed),
+                               protocol="case_study", cold=cold, cold_users="keep",
+                               params={"ratios": list(ratios), "seed": seed})
+
+
+def session_temporal(ds: Dataset, valid: float = 0.1, test: float = 0.1, *,
+                     cold: ColdPolicy = "keep") -> Split:
+    """Whole sessions (users of ``ds``) by start time: the latest ``test`` share of sessions
+    test, the ``valid`` share before it valid. Cold users (all valid/test sessions) are kept;
+    ``cold`` applies to items (see :func:`assign_session_temporal`)."""
+    return split_by_assignment(ds, assign_session_temporal(ds.interactions, valid, test),
+                               protocol="session_temporal", cold=cold, cold_users="keep",
+                               params={"valid": valid, "test": test})
+
+
 def make_split(ds: Dataset, protocol: str, *, cold: ColdPolicy = "keep", seed: int = 0,
                ratios: tuple[float, float, float] = (0.8, 0.1, 0.1)) -> Split:
-    """Split by protocol name (the CLI's entry point)."""
+    """Split by protocol name (the CLI's entry point); ``ratios[1:]`` are the valid/test
+    shares of the two temporal protocols."""
     if protocol == "temporal_user":
         return temporal_user(ds, ratios, cold=cold)
     if protocol == "random_user":
@@ -260,6 +456,10 @@ def make_split(ds: Dataset, protocol: str, *, cold: ColdPolicy = "keep", seed: i
         return leave_last_out(ds, cold=cold)
     if protocol == "temporal_global":
         return temporal_global(ds, ratios[1], ratios[2], cold=cold)
+    if protocol == "case_study":
+        return case_study(ds, ratios, seed, cold=cold)
+    if protocol == "session_temporal":
+        return session_temporal(ds, ratios[1], ratios[2], cold=cold)
     raise ValueError(f"unknown split protocol {protocol!r}; choose one of {', '.join(PROTOCOLS)}")
 
 

@@ -24,7 +24,7 @@ import numpy as np
 from streamrec.data.dataset import Dataset
 from streamrec.data.interactions import Interactions
 from streamrec.data.splits import Split
-from streamrec.eval.protocol import EvalResult, evaluate
+from streamrec.eval.protocol import EvalResult, evaluate, evaluate_next_item
 from streamrec.models.registry import create, get_class
 
 if TYPE_CHECKING:
@@ -38,6 +38,9 @@ RECBOLE_MODELS = {"pop": "Pop", "itemknn": "ItemKNN", "ease": "EASE", "bpr": "BP
 PEERS_DIR = Path(os.environ.get("STREAMREC_PEERS_DIR",
                                 Path(__file__).resolve().parents[4] / "shared" / "peers"))
 DEFAULT_PEERS_VENV = Path.home() / ".cache" / "streamrec-peers"
+#: protocols whose valid/test parts are whole sessions of users unseen in train: every
+#: prefix predicts the next item (:func:`~streamrec.eval.protocol.evaluate_next_item`)
+SESSION_PROTOCOLS = ("case_study", "session_temporal")
 
 Progress = Callable[[str, int, int], None]
 
@@ -157,10 +160,13 @@ def search_points(name: str, max_trials: int, rng: np.random.Generator) -> list[
 
 
 def _fit(name: str, params: dict[str, Any], train, valid, seed: int,
-         side: SideFeatures | None = None):
+         side: SideFeatures | None = None, item_categories: np.ndarray | None = None):
     model = create(name, **params)
-    # models declaring ``uses_side_features`` get the split's user/item side features
-    extra = {"side": side} if side is not None and _uses_side(name) else {}
+    # models declaring ``uses_side_features`` get the split's user/item side features,
+    # those declaring ``uses_item_categories`` the category code of each item
+    extra: dict[str, Any] = {"side": side} if side is not None and _uses_side(name) else {}
+    if getattr(get_class(name), "uses_item_categories", False):
+        extra["item_categories"] = item_categories
     start = time.perf_counter()
     model.fit(train, valid=valid, rng=np.random.default_rng(seed), **extra)
     return model, time.perf_counter() - start
@@ -170,8 +176,28 @@ def _uses_side(name: str) -> bool:
     return bool(getattr(get_class(name), "uses_side_features", False))
 
 
+def evaluate_part(model, part: Interactions, split: Split, protocol: str, cfg: BenchmarkConfig,
+                  *, exclude: list[Interactions], recent: Interactions | None = None,
+                  item_counts: np.ndarray | None = None,
+                  item_categories: np.ndarray | None = None) -> EvalResult:
+    """Evaluate ``model`` on ``part`` (valid or test) the way ``protocol`` asks.
+
+    Session protocols rank the next item after every prefix of each held-out session;
+    the others rank all items for each user (full ranking, ``exclude`` masked). Sequence
+    models first append ``recent`` (the valid events when testing a model fitted on train)
+    to the users' histories, as the service would from its event stream.
+    """
+    if protocol in SESSION_PROTOCOLS:
+        return evaluate_next_item(model, part, ks=cfg.ks, batch_size=cfg.batch_size)
+    if recent is not None and hasattr(model, "update_history"):
+        model.update_history(recent)
+    return evaluate(model, part, exclude=exclude, ks=cfg.ks, batch_size=cfg.batch_size,
+                    item_counts=item_counts, item_categories=item_categories)
+
+
 def tune_model(name: str, split: Split, cfg: BenchmarkConfig,
                progress: Progress | None = None, side: SideFeatures | None = None,
+               item_categories: np.ndarray | None = None, protocol: str = "",
                ) -> tuple[dict[str, Any], list[Trial]]:
     """Pick hyperparameters for ``name`` on valid (fit on train, seed 0; ``side``: the
     split's :class:`~streamrec.features.side.SideFeatures` for models that use them)."""
@@ -182,9 +208,8 @@ def tune_model(name: str, split: Split, cfg: BenchmarkConfig,
         params = {**point, **fixed}
         if len(points) > 1:
             # valid also drives early stopping here, as it does in the test fits
-            model, secs = _fit(name, params, split.train, split.valid, 0, side)
-            res = evaluate(model, split.valid, exclude=split.train, ks=cfg.ks,
-                           batch_size=cfg.batch_size)
+            model, secs = _fit(name, params, split.train, split.valid, 0, side, item_categories)
+            res = evaluate_part(model, split.valid, split, protocol, cfg, exclude=[split.train])
             trials.append(Trial(name, params, float(res.means()[cfg.tune_metric]), secs))
         if progress is not None:
             progress(f"tuning {name}", i + 1, len(points))
@@ -216,17 +241,18 @@ def run_benchmark(split: Split, cfg: BenchmarkConfig, *, protocol: str, data: st
     if cfg.refit == "train+valid":
         fit_data, fit_valid = train_plus_valid(split), None
     for name in cfg.models:  # a loop over models
-        params, tr = tune_model(name, split, cfg, progress, side)
+        params, tr = tune_model(name, split, cfg, progress, side, item_categories, protocol)
         trials += tr
         chosen[name] = params
         stochastic = bool(getattr(get_class(name), "stochastic", False))
         seeds = range(cfg.seeds) if stochastic else range(1)
         for seed in seeds:  # a loop over seeds
-            model, secs = _fit(name, params, fit_data, fit_valid, seed, side)
+            model, secs = _fit(name, params, fit_data, fit_valid, seed, side, item_categories)
             start = time.perf_counter()
-            res = evaluate(model, split.test, exclude=[split.train, split.valid], ks=cfg.ks,
-                           batch_size=cfg.batch_size, item_counts=item_counts,
-                           item_categories=item_categories)
+            res = evaluate_part(model, split.test, split, protocol, cfg,
+                                exclude=[split.train, split.valid],
+                                recent=split.valid if fit_data is split.train else None,
+                                item_counts=item_counts, item_categories=item_categories)
             runs.append(Run(name, "streamrec", model.get_params(), seed, protocol,
                             res.means(), secs, time.perf_counter() - start, res))
             if progress is not None:

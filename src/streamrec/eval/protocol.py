@@ -27,7 +27,7 @@ from streamrec.eval import metrics as M
 from streamrec.models.base import Recommender, as_generator
 from streamrec.retrieval.topk import mask_rows, topk
 
-__all__ = ["RANKING_METRICS", "EvalResult", "evaluate"]
+__all__ = ["RANKING_METRICS", "EvalResult", "evaluate", "evaluate_next_item"]
 
 #: the top-K accuracy metrics :func:`evaluate` knows, in their key spelling
 RANKING_METRICS: tuple[str, ...] = ("precision", "recall", "ndcg", "map", "mrr", "hit")
@@ -305,3 +305,76 @@ def evaluate(
         sampled=sampled is not None,
         n_negatives=None if sampled is None else int(sampled),
     )
+
+
+def evaluate_next_item(
+    model: Recommender,
+    sessions: Interactions,
+    *,
+    ks: Sequence[int] = (10, 20),
+    metrics: Sequence[str] = RANKING_METRICS,
+    batch_size: int = 1024,
+    min_prefix: int = 1,
+    exclude_seen: bool = False,
+) -> EvalResult:
+    """Next-item evaluation: every prefix of every session predicts the item that follows.
+
+    The model ranks its whole catalogue after each prefix (its last ``model.max_len``
+    items) through ``score_sequences``; the single relevant item is the next one. This is
+    the session-based protocol (GRU4Rec, the case study): sessions need not belong to users
+    the model has seen.
+
+    Parameters
+    ----------
+    model : Recommender
+        Fitted, with ``score_sequences`` (the sequence models, and ``pop``).
+    sessions : Interactions
+        One sequence per user index, ordered by timestamp; items the model does not know
+        stay as targets (never hit) but are dropped from prefixes.
+    ks, metrics :
+        As in :func:`evaluate`; with one relevant item, ``hit@k`` = ``recall@k``.
+    batch_size : int
+        Prefixes scored at once; no effect on results.
+    min_prefix : int
+        Shortest prefix that predicts (1: every item after a session's first).
+    exclude_seen : bool
+        Mask the prefix's own items (off: sessions revisit items).
+
+    Returns
+    -------
+    EvalResult
+        One row per (prefix, next item) example: ``users`` holds the session of each row
+        (repeated), ``per_user`` the example's metrics, in (session, position) order.
+    """
+    if not hasattr(model, "score_sequences"):
+        raise TypeError(
+            f"{type(model).__name__} cannot score sessions (no score_sequences): next-item "
+            "protocols need a sequence model (lstm_attention, gru4rec, sasrec, markov, "
+            "pop_last_category) or pop")
+    n_items, ks_t = _check_args(model, ks, metrics, batch_size, None, "uniform",
+                                None, None, None)
+    from streamrec.models.sequential.base import next_item_examples
+
+    max_len = int(getattr(model, "max_len", 50) or 50)
+    prefixes, targets, owners = next_item_examples(sessions, max_len, min_prefix=min_prefix)
+    prefixes = np.where(prefixes < n_items, prefixes, -1)  # unknown items leave the prefix
+    k_max = min(ks_t[-1], n_items)
+    ranked = np.full((len(targets), k_max), -1, dtype=np.int64)
+    for lo in range(0, len(targets), int(batch_size)):  # a loop over example batches
+        pb = prefixes[lo:lo + int(batch_size)]
+        scores = np.array(model.score_sequences(pb), dtype=np.float32)  # type: ignore[attr-defined]
+        if exclude_seen:
+            r, c = np.nonzero(pb >= 0)
+            scores[r, pb[r, c]] = -np.inf
+        ranked[lo:lo + len(pb)], _ = topk(scores, k_max)
+    hits = ranked == targets[:, None]  # (N, k_max): one relevant item per row
+    n_rel = np.ones(len(targets), dtype=np.int64)
+    per_user: dict[str, np.ndarray] = {}
+    for k in ks_t:
+        for name in metrics:
+            if name in _WITH_N_REL:
+                per_user[f"{name}@{k}"] = _WITH_N_REL[name](hits, n_rel, k)
+            else:
+                per_user[f"{name}@{k}"] = _WITHOUT_N_REL[name](hits, k)
+    aggregate = {f"coverage@{k}": M.coverage(ranked[:, :k], n_items) for k in ks_t}
+    return EvalResult(users=owners, per_user=per_user, aggregate=aggregate)

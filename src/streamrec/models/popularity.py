@@ -94,6 +94,12 @@ class Popularity(Recommender):
         pop = self.popularity_ if it is None else self.popularity_[it]
         return np.tile(pop, (len(u), 1))
 
+    def score_sequences(self, seqs: Any, items: np.ndarray | None = None) -> np.ndarray:
+        """The popularity for each of ``seqs`` (sessions): the global-popularity baseline of
+        next-item evaluation. Shape (len(seqs), n_items_) or (len(seqs), C)."""
+        self._check_fitted()
+        return self.score(np.zeros(len(seqs), dtype=np.int64), items)
+
     def _get_state(self) -> dict[str, np.ndarray]:
         return {
             "popularity_": self.popularity_,

@@ -25,6 +25,11 @@ BUILTIN_MODULES = (
     "streamrec.models.neural.cdae",
     "streamrec.models.neural.two_tower",
     "streamrec.models.neural.neural_mf",
+    "streamrec.models.sequential.markov",
+    "streamrec.models.sequential.pop_category",
+    "streamrec.models.sequential.lstm_attention",
+    "streamrec.models.sequential.gru4rec",
+    "streamrec.models.sequential.sasrec",
 )
 _loaded = False
 

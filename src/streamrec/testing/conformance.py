@@ -48,6 +48,10 @@ CONFORMANCE_PARAMS: dict[str, dict[str, Any]] = {
     "cdae": {"hidden": 16, "epochs": 4, "batch_size": 32, "lr": 0.01},
     "two_tower": {"factors": 8, "epochs": 3, "batch_size": 64},
     "neural_mf": {"embed": 8, "hidden": (16,), "epochs": 5, "batch_size": 128},
+    "lstm_attention": {"embed": 8, "hidden": 16, "attn": 8, "max_len": 8, "epochs": 3,
+                       "batch_size": 16},
+    "gru4rec": {"embed": 8, "hidden": 16, "max_len": 8, "epochs": 3, "batch_size": 16},
+    "sasrec": {"dim": 8, "max_len": 8, "epochs": 3, "batch_size": 16},
 }
 
 _N_USERS, _N_ITEMS, _N_GROUPS = 60, 40, 4
@@ -132,7 +136,7 @@ class _Checker:
         self.label = f"{type(model).__name__} ({model.name or 'unregistered'})"
         self.check_validation()
 
-        fitted = self.guard("fit", lambda: model.fit(train, rng=0))
+        fitted = self.guard("fit", lambda: self.fit(model))
         self.expect(fitted is model, "fit returns self",
                     f"fit returned {type(fitted).__name__}, not the model itself")
         for attr in ("n_users_", "n_items_"):
@@ -151,8 +155,18 @@ class _Checker:
             ("save/load", lambda: self.check_save_load(model, users, scores)),
             ("same seed", lambda: self.check_same_seed(users, scores)),
         ]
+        if hasattr(model, "score_sequences"):
+            checks.append(("score_sequences", lambda: self.check_sequences(model, users, scores)))
         for check, fn in checks:  # a loop over checks
             self.guard(check, fn)
+
+    def fit(self, model: Recommender) -> Recommender:
+        """``model.fit(train, rng=0)``; models declaring ``uses_item_categories`` also get
+        the tiny data's genres (item index modulo 4)."""
+        extra: dict[str, Any] = {}
+        if getattr(model, "uses_item_categories", False):
+            extra["item_categories"] = np.arange(self.train.n_items) % _N_GROUPS
+        return model.fit(self.train, rng=0, **extra)
 
     def guard(self, check: str, fn: Callable[[], Any]) -> Any:
         """Run ``fn``; an unexpected exception becomes an AssertionError naming ``check``."""
@@ -268,8 +282,25 @@ class _Checker:
         self.expect(again.dtype == scores.dtype and bool(np.array_equal(again, scores)), check,
                     "the loaded model's scores differ from the saved model's")
 
+    def check_sequences(self, model: Any, users: np.ndarray, scores: np.ndarray) -> None:
+        """Sequence models: ``score(users)`` is ``score_sequences`` of their histories, and a
+        live session given as a plain list scores like the same items in an array."""
+        check = "score_sequences"
+        if hasattr(model, "histories"):
+            hist = model.histories(users)
+            self.close(model.score_sequences(hist), scores, check,
+                       "score_sequences(histories) differs from score(users)")
+        session = [3, 1, 4, 1, 5][: max(1, min(5, model.n_items_))]
+        as_list = model.score_sequences([session, []])
+        padded = np.full((2, 8), -1, dtype=np.int64)
+        padded[0, -len(session):] = session
+        self.expect(as_list.shape == (2, model.n_items_) and as_list.dtype == np.float32,
+                    check, f"score_sequences(list) gave shape {as_list.shape}")
+        self.close(as_list, model.score_sequences(padded), check,
+                   "a list session and the same padded array score differently")
+
     def check_same_seed(self, users: np.ndarray, scores: np.ndarray) -> None:
-        other = self.fresh().fit(self.train, rng=0)
+        other = self.fit(self.fresh())
         self.expect(bool(np.array_equal(other.score(users), scores)), "same seed",
                     "two fits with rng=0 give different scores")
 

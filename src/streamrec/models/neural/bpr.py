@@ -18,6 +18,7 @@ from streamrec.data.interactions import Interactions
 from streamrec.data.sampling import NegativeSampler
 from streamrec.models._history import train_matrix
 from streamrec.models.neural.base import TorchRecommender
+from streamrec.models.neural.layers import lookup
 from streamrec.models.neural.losses import bpr_loss
 from streamrec.models.registry import register
 
@@ -35,13 +36,12 @@ class _BPRModule(nn.Module):
 
     def loss(self, batch: tuple[Tensor, Tensor, Tensor]) -> Tensor:
         u, i, j = batch  # (B,), (B,), (B, N)
-        pu, qi, qj = self.user(u), self.item(i), self.item(j)  # (B, D), (B, D), (B, N, D)
-        pos = (pu * qi).sum(-1)  # (B,)
-        neg = torch.einsum("bd,bnd->bn", pu, qj)  # (B, N)
-        loss = bpr_loss(pos, neg)
+        pu = lookup(self.user, u)  # (B, D)
+        q = lookup(self.item, torch.cat([i.unsqueeze(1), j], dim=1))  # (B, 1 + N, D)
+        s = (pu.unsqueeze(1) * q).sum(-1)  # (B, 1 + N); cheaper than a bmm of tiny matrices
+        loss = bpr_loss(s[:, 0], s[:, 1:])
         if self.reg:  # L2 on the embeddings in the batch (RecBole's reg_weight convention)
-            loss = loss + self.reg * (pu.pow(2).sum() + qi.pow(2).sum()
-                                      + qj.pow(2).sum()) / len(u)
+            loss = loss + self.reg * (pu.pow(2).sum() + q.pow(2).sum()) / len(u)
         return loss
 
     def score_all(self, users: Tensor) -> Tensor:

@@ -1,0 +1,102 @@
+"""GRU4Rec (Hidasi et al., 2016): a GRU over the item sequence, next-item softmax.
+
+Items are embedded, passed through ``layers`` GRU layers (``hidden`` units), projected back
+to the embedding width and scored against the (tied) item embeddings, as RecBole's GRU4Rec
+does; the loss is the full cross-entropy over the catalogue by default, or sampled softmax /
+BCE / gBCE with sampled negatives.
+"""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar, Self
+
+import numpy as np
+from torch import Tensor, nn
+
+from streamrec.data.interactions import Interactions
+from streamrec.models.registry import register
+from streamrec.models.sequential.base import LOSSES, NextItemModule, TorchSequentialRecommender
+
+__all__ = ["GRU4Rec"]
+
+
+class _GRU4RecModule(NextItemModule):
+    def __init__(self, n_items: int, embed: int, hidden: int, layers: int, dropout: float,
+                 **loss_kw: Any) -> None:
+        super().__init__(n_items, embed, **loss_kw)
+        self.drop = nn.Dropout(dropout)
+        self.gru = nn.GRU(embed, hidden, num_layers=layers, batch_first=True,
+                          dropout=dropout if layers > 1 else 0.0)
+        self.proj = nn.Linear(hidden, embed)
+
+    def states(self, x: Tensor) -> Tensor:
+        h, _ = self.gru(self.drop(self.item_emb(x)))  # (B, T, H)
+        return self.proj(h)  # (B, T, D)
+
+
+@register("gru4rec")
+class GRU4Rec(TorchSequentialRecommender):
+    """GRU4Rec with a full (or sampled) softmax over the catalogue.
+
+    Parameters
+    ----------
+    embed : int
+        Item embedding size (also the output item vectors: tied).
+    hidden : int
+        GRU units.
+    layers : int
+    dropout : float
+        On the input embeddings (and between GRU layers).
+    max_len : int
+        Items of history used (the latest ones).
+    loss : {"ce", "bce", "sampled", "gbce"}
+    n_negatives : int
+    epochs, batch_size, lr, weight_decay, clip_norm, patience, eval_every, device, amp,
+    progress :
+        Trainer settings; a batch is ``batch_size`` sequences.
+    """
+
+    search_space: ClassVar[dict[str, list[Any]]] = {
+        "lr": [1e-3, 3e-3],
+        "dropout": [0.1, 0.3, 0.5],
+        "hidden": [64, 128],
+    }
+
+    def __init__(self, embed: int = 64, hidden: int = 128, layers: int = 1,
+                 dropout: float = 0.3, max_len: int = 50, loss: str = "ce",
+                 n_negatives: int = 256, epochs: int = 100, batch_size: int = 256,
+                 lr: float = 1e-3, weight_decay: float = 0.0, clip_norm: float | None = 5.0,
+                 patience: int = 3, eval_every: int = 1, device: str = "auto",
+                 amp: str = "auto", progress: bool = False) -> None:
+        self.embed = embed
+        self.hidden = hidden
+        self.layers = layers
+        self.dropout = dropout
+        self.max_len = max_len
+        self.loss = loss
+        self.n_negatives = n_negatives
+        self.epochs = epochs
+        self.batch_size = batch_size
+        self.lr = lr
+        self.weight_decay = weight_decay
+        self.clip_norm = clip_norm
+        self.patience = patience
+        self.eval_every = eval_every
+        self.device = device
+        self.amp = amp
+        self.progress = progress
+
+    def _build_module(self) -> nn.Module:
+        return _GRU4RecModule(self.n_items_, self.embed, self.hidden, self.layers,
+                              self.dropout, loss=self.loss, n_negatives=self.n_negatives)
+
+    def fit(self, train: Interactions, *, valid: Interactions | None = None,
+            rng: np.random.Generator | int | None = None) -> Self:
+        """Train on every (prefix -> next item) example of ``train``; see the base class."""
+        if min(self.embed, self.hidden, self.layers, self.max_len) < 1:
+            raise ValueError("GRU4Rec: embed, hidden, layers and max_len must be >= 1")
+        if not 0.0 <= self.dropout < 1.0:
+            raise ValueError(f"GRU4Rec: dropout must lie in [0, 1), got {self.dropout}")
+        if self.loss not in LOSSES:
+            raise ValueError(f"GRU4Rec: loss must be one of {', '.join(LOSSES)}")
+        return super().fit(train, valid=valid, rng=rng)
