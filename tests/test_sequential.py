@@ -167,3 +167,27 @@ def test_sequence_model_in_user_ranking_uses_valid_history():
     model.update_history(valid)
     fresh = evaluate(model, test, exclude=[train, valid], ks=(1,)).means()["hit@1"]
     assert fresh == 1.0 and stale < 0.5
+
+
+def test_benchmark_runner_sequence_models_both_protocol_kinds():
+    """leave_last_out ranks from train + valid history; case_study scores held-out
+    sessions prefix by prefix, and a model without score_sequences is refused."""
+    from streamrec.data.dataset import Dataset
+    from streamrec.data.splits import case_study, leave_last_out
+    from streamrec.eval.benchmark import BenchmarkConfig, run_benchmark
+
+    inter = _cycle_sessions(n_users=50, length=7)
+    frame = inter.to_polars().rename({"user": "user_id", "item": "item_id"})
+    ds = Dataset.from_frames(frame)
+    cfg = BenchmarkConfig(models=("markov", "pop"), seeds=1, ks=(1, 10))
+    llo = run_benchmark(leave_last_out(ds), cfg, protocol="leave_last_out")
+    by = {r.model: r.metrics for r in llo.runs}
+    assert by["markov"]["hit@1"] == 1.0 and by["pop"]["hit@1"] < 0.5
+    cs_split = case_study(ds, seed=0)
+    cs = run_benchmark(cs_split, cfg, protocol="case_study")
+    runs = {r.model: r for r in cs.runs}
+    n_examples = len(cs_split.test) - len(np.unique(cs_split.test.users))
+    assert len(runs["markov"].result.users) == n_examples
+    assert runs["markov"].metrics["hit@1"] == 1.0
+    with pytest.raises(TypeError, match="score_sequences"):
+        run_benchmark(cs_split, BenchmarkConfig(models=("ease",), seeds=1), protocol="case_study")

