@@ -27,7 +27,7 @@ from streamrec.eval import metrics as M
 from streamrec.models.base import Recommender, as_generator
 from streamrec.retrieval.topk import mask_rows, topk
 
-__all__ = ["RANKING_METRICS", "EvalResult", "evaluate", "evaluate_next_item"]
+__all__ = ["RANKING_METRICS", "EvalResult", "evaluate", "evaluate_next_item", "metrics_from_hits"]
 
 #: the top-K accuracy metrics :func:`evaluate` knows, in their key spelling
 RANKING_METRICS: tuple[str, ...] = ("precision", "recall", "ndcg", "map", "mrr", "hit")
@@ -94,6 +94,29 @@ class EvalResult:
         for key, value in self.aggregate.items():
             out[prefix + key] = float(value)
         return out
+
+
+def metrics_from_hits(hits: np.ndarray, n_rel: np.ndarray, ks: Sequence[int],
+                      metrics: Sequence[str]) -> dict[str, np.ndarray]:
+    """Per-row ``"{metric}@{k}"`` arrays from a hit matrix.
+
+    Parameters
+    ----------
+    hits : ndarray of bool, shape (N, k_max)
+        Whether the item ranked ``j`` for row ``n`` is relevant.
+    n_rel : ndarray of int, shape (N,)
+        Relevant items per row.
+    ks, metrics :
+        Cut-offs and names among :data:`RANKING_METRICS`.
+    """
+    out: dict[str, np.ndarray] = {}
+    for k in ks:
+        for name in metrics:
+            if name in _WITH_N_REL:
+                out[f"{name}@{k}"] = _WITH_N_REL[name](hits, n_rel, k)
+            else:
+                out[f"{name}@{k}"] = _WITHOUT_N_REL[name](hits, k)
+    return out
 
 
 def _exclusion_matrix(exclude: ExcludeLike, n_items: int) -> sp.csr_array | None:
@@ -278,14 +301,8 @@ def evaluate(
 
     keys, n_cols = M.truth_keys(truth)
     hits = M.hits_from_keys(ranked, users, keys, n_cols)
-    per_user: dict[str, np.ndarray] = {}
+    per_user = metrics_from_hits(hits, n_rel, ks_t, metrics)
     aggregate: dict[str, float] = {}
-    for k in ks_t:
-        for name in metrics:
-            if name in _WITH_N_REL:
-                per_user[f"{name}@{k}"] = _WITH_N_REL[name](hits, n_rel, k)
-            else:
-                per_user[f"{name}@{k}"] = _WITHOUT_N_REL[name](hits, k)
     if sampled is None:
         n_users_train = int(getattr(model, "n_users_", test.n_users))
         for k in ks_t:
@@ -369,12 +386,6 @@ def evaluate_next_item(
         ranked[lo:lo + len(pb)], _ = topk(scores, k_max)
     hits = ranked == targets[:, None]  # (N, k_max): one relevant item per row
     n_rel = np.ones(len(targets), dtype=np.int64)
-    per_user: dict[str, np.ndarray] = {}
-    for k in ks_t:
-        for name in metrics:
-            if name in _WITH_N_REL:
-                per_user[f"{name}@{k}"] = _WITH_N_REL[name](hits, n_rel, k)
-            else:
-                per_user[f"{name}@{k}"] = _WITHOUT_N_REL[name](hits, k)
+    per_user = metrics_from_hits(hits, n_rel, ks_t, metrics)
     aggregate = {f"coverage@{k}": M.coverage(ranked[:, :k], n_items) for k in ks_t}
     return EvalResult(users=owners, per_user=per_user, aggregate=aggregate)

@@ -5,6 +5,12 @@ bootstrap confidence interval over users (per-user values averaged over seeds), 
 t-test and Wilcoxon signed-rank p-values against the best StreamRec model on the main
 metric. Peer rows (RecBole) carry their means only: they have no per-user values, so they
 get no interval and no test.
+
+On synthetic session worlds the benchmark adds an ``oracle`` row (system ``generator``): the
+Bayes-optimal ranking by the generator's exact next-item distribution, on the same test
+examples (:func:`streamrec.eval.oracle.oracle_next_item`). It is never "the best StreamRec
+model" of the paired tests; the leaderboards add a column ``hit@10 / oracle`` (each model's
+share of the attainable hit rate) and report.md paired tests of every model against it.
 """
 
 from __future__ import annotations
@@ -16,8 +22,11 @@ from typing import Any
 
 import numpy as np
 
-from streamrec.eval.benchmark import BenchmarkResult, Run
+from streamrec.eval.benchmark import SESSION_PROTOCOLS, BenchmarkResult, Run
 from streamrec.eval.significance import bootstrap_ci, mean_std, paired_ttest, wilcoxon
+
+#: ``Run.system`` of the generator's Bayes-optimal ranking (the ``oracle`` row)
+ORACLE_SYSTEM = "generator"
 
 
 @dataclass
@@ -58,7 +67,7 @@ def leaderboard(runs: list[Run], metric: str = "ndcg@10", *, n_boot: int = 1000)
         lines.append(Line(model, system, len(rs), mean, std, ci, None, None,
                           float(np.mean([r.fit_seconds for r in rs])), per_user))
     lines.sort(key=lambda ln: -ln.mean.get(metric, -np.inf))
-    best = next((ln for ln in lines if ln.per_user is not None), None)
+    best = best_streamrec(lines)
     if best is not None:
         for ln in lines:
             if ln.per_user is not None and ln is not best and len(ln.per_user) == len(best.per_user):
@@ -67,17 +76,44 @@ def leaderboard(runs: list[Run], metric: str = "ndcg@10", *, n_boot: int = 1000)
     return lines
 
 
+def best_streamrec(lines: list[Line]) -> Line | None:
+    """The first StreamRec line with per-user values (``lines`` sorted best first): the
+    reference of the paired tests (never a peer, never the oracle)."""
+    return next((ln for ln in lines if ln.per_user is not None and ln.system == "streamrec"),
+                None)
+
+
+def oracle_line(lines: list[Line]) -> Line | None:
+    """The generator's Bayes-optimal line (system :data:`ORACLE_SYSTEM`), if any."""
+    return next((ln for ln in lines if ln.system == ORACLE_SYSTEM), None)
+
+
+def ratio_key(ks: tuple[int, ...]) -> str:
+    """The metric of the oracle-ratio column: ``hit@10``, or hit at the first cut-off."""
+    return "hit@10" if 10 in ks else f"hit@{ks[0]}"
+
+
+def fmt_ratio(ln: Line, oracle: Line | None, key: str) -> str:
+    """``ln``'s mean ``key`` divided by the oracle's (``–`` when either is missing or 0)."""
+    if oracle is None or key not in ln.mean or not oracle.mean.get(key):
+        return "–"
+    return f"{ln.mean[key] / oracle.mean[key]:.3f}"
+
+
 def against(lines: list[Line], refs: tuple[str, ...]) -> list[tuple[str, str, float, float,
                                                                     float, float]]:
     """Paired tests of every StreamRec line against each reference model.
 
-    Returns rows ``(model, reference, mean, reference mean, p t-test, p Wilcoxon)`` of the
-    seed-averaged per-user main metric (lines without per-user values are skipped).
+    A reference is a StreamRec model or ``"oracle"`` (the generator's line). Returns rows
+    ``(model, reference, mean, reference mean, p t-test, p Wilcoxon)`` of the seed-averaged
+    per-user main metric (lines without per-user values are skipped).
     """
     by_model = {ln.model: ln for ln in lines if ln.system == "streamrec" and ln.per_user is not None}
+    references = {**{ln.model: ln for ln in lines
+                     if ln.system == ORACLE_SYSTEM and ln.per_user is not None}, **by_model}
     rows = []
     for ref in refs:  # a loop over reference models
-        r = by_model.get(ref)
+        r = references.get(ref)
         if r is None:
             continue
         for ln in by_model.values():
@@ -111,37 +147,58 @@ def markdown(result: BenchmarkResult, lines: list[Line], metric: str,
              columns: tuple[str, ...]) -> str:
     """The report.md text."""
     cfg = result.config
-    best = next((ln for ln in lines if ln.per_user is not None), None)
+    best = best_streamrec(lines)
+    oracle = oracle_line(lines)
+    rkey = ratio_key(cfg.ks)
+    if result.protocol in SESSION_PROTOCOLS:
+        how = ("Next-item protocol: every prefix of each held-out session ranks every item "
+               "known at training time; the relevant item is the one that follows. ")
+        unit = "(prefix, next item) examples"
+    else:
+        how = ("Full ranking over every item known at training time; relevant = all held-out "
+               "interactions; test excludes each user's train and valid items. ")
+        unit = "users"
     out = [
         f"# Benchmark: {result.data or 'data'} · {result.protocol}",
         "",
         f"Split rows: train {result.split_counts['train']:,} / valid "
-        f"{result.split_counts['valid']:,} / test {result.split_counts['test']:,}. Full ranking "
-        "over every item known at training time; relevant = all held-out interactions; test "
-        "excludes each user's train and valid items. Hyperparameters "
+        f"{result.split_counts['valid']:,} / test {result.split_counts['test']:,}. " + how
+        + "Hyperparameters "
         + ("tuned on valid only (train fit, train items excluded), " if cfg.tune
            else "at defaults (and --params), ")
         + f"then fitted on {cfg.refit}; stochastic models over {cfg.seeds} seed(s).",
         "",
-        f"Leaderboard by {metric} (mean ± std over seeds; 95% CI: bootstrap over users of the "
-        f"seed-averaged per-user {metric}; p: paired tests against the best StreamRec model"
+        f"Leaderboard by {metric} (mean ± std over seeds; 95% CI: bootstrap over {unit} of the "
+        f"seed-averaged per-{'example' if unit != 'users' else 'user'} {metric}; p: paired "
+        "tests against the best StreamRec model"
         + (f", **{best.model}**" if best else "") + ").",
         "",
     ]
-    head = ["model", "system", "seeds", *columns, f"95% CI {metric}", "p t-test", "p Wilcoxon",
-            "fit s"]
+    if oracle is not None:
+        out += [f"**oracle** ({ORACLE_SYSTEM}): the Bayes-optimal ranking by the generator's "
+                "exact next-item distribution (it knows each session's hidden behaviour, "
+                "preferences and current category), on the same test examples and catalogue; "
+                f"no model can beat it on average. `{rkey} / oracle` = a model's {rkey} divided "
+                f"by the oracle's ({fmt_mean(oracle, rkey)}).", ""]
+    ratio_head = [f"{rkey} / oracle"] if oracle is not None else []
+    head = ["model", "system", "seeds", *columns, *ratio_head, f"95% CI {metric}", "p t-test",
+            "p Wilcoxon", "fit s"]
     out.append("| " + " | ".join(head) + " |")
     out.append("|" + "---|" * len(head))
     for ln in lines:
+        ratio = [fmt_ratio(ln, oracle, rkey)] if oracle is not None else []
         cells = [ln.model, ln.system, str(ln.seeds), *(fmt_mean(ln, c) for c in columns),
-                 fmt_ci(ln), fmt_p(ln.p_ttest), fmt_p(ln.p_wilcoxon), f"{ln.fit_seconds:.2f}"]
+                 *ratio, fmt_ci(ln), fmt_p(ln.p_ttest), fmt_p(ln.p_wilcoxon),
+                 f"{ln.fit_seconds:.2f}"]
         out.append("| " + " | ".join(cells) + " |")
-    if cfg.against:
-        out += ["", f"## Paired tests against {', '.join(cfg.against)} ({metric}, per user, "
+    refs = cfg.against + (("oracle",) if oracle is not None and oracle.per_user is not None
+                          and "oracle" not in cfg.against else ())
+    if refs:
+        out += ["", f"## Paired tests against {', '.join(refs)} ({metric}, per user, "
                 "seed-averaged)", "",
                 "| model | against | model mean | reference mean | difference | p t-test | "
                 "p Wilcoxon |", "|---|---|---|---|---|---|---|"]
-        for model, ref, m, r, pt, pw in against(lines, cfg.against):
+        for model, ref, m, r, pt, pw in against(lines, refs):
             out.append(f"| {model} | {ref} | {m:.4f} | {r:.4f} | {m - r:+.4f} | {fmt_p(pt)} | "
                        f"{fmt_p(pw)} |")
     if cfg.params:
@@ -172,7 +229,8 @@ def bar_chart(lines: list[Line], metric: str, path: Path, title: str) -> Path:
     vals = [ln.mean[metric] for ln in shown]
     lo = [ln.mean[metric] - ln.ci[0] if ln.ci else np.nan for ln in shown]  # nan: no whisker
     hi = [ln.ci[1] - ln.mean[metric] if ln.ci else np.nan for ln in shown]
-    colors = ["#4C72B0" if ln.system == "streamrec" else "#DD8452" for ln in shown]
+    colors = ["#4C72B0" if ln.system == "streamrec" else
+              "#8C8C8C" if ln.system == ORACLE_SYSTEM else "#DD8452" for ln in shown]
     labels = [ln.model if ln.system == "streamrec" else f"{ln.model} ({ln.system})" for ln in shown]
     ax.barh(labels, vals, xerr=[lo, hi], color=colors, capsize=3)
     ends = [v + (0.0 if np.isnan(h) else h) for v, h in zip(vals, hi, strict=True)]
