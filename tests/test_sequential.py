@@ -191,3 +191,14 @@ def test_benchmark_runner_sequence_models_both_protocol_kinds():
     assert runs["markov"].metrics["hit@1"] == 1.0
     with pytest.raises(TypeError, match="score_sequences"):
         run_benchmark(cs_split, BenchmarkConfig(models=("ease",), seeds=1), protocol="case_study")
+
+
+@pytest.mark.parametrize(("name", "params", "match"), [
+    ("sasrec", {"loss": "hinge"}, "loss must be one of"),
+    ("gru4rec", {"dropout": 1.0}, "dropout"),
+    ("lstm_attention", {"max_len": 0}, "max_len"),
+    ("sasrec", {"dim": 10, "heads": 3}, "divisible"),
+])
+def test_sequence_models_reject_bad_hyperparameters(name, params, match):
+    with pytest.raises(ValueError, match=match):
+        create(name, epochs=1, **params).fit(_cycle_sessions(), rng=0)

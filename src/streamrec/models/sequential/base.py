@@ -313,6 +313,13 @@ class TorchSequentialRecommender(SequentialRecommender, TorchRecommender):
         history (full ranking, train items excluded); sessions of users not in train (the
         ``case_study`` / ``session_temporal`` protocols) are scored prefix by prefix.
         """
+        name = type(self).__name__
+        if int(self.max_len) < 1:
+            raise ValueError(f"{name}: max_len must be >= 1, got {self.max_len}")
+        if not 0.0 <= float(getattr(self, "dropout", 0.0)) < 1.0:
+            raise ValueError(f"{name}: dropout must lie in [0, 1), got {self.dropout}")
+        if getattr(self, "loss", "ce") not in LOSSES:
+            raise ValueError(f"{name}: loss must be one of {', '.join(LOSSES)} (got {self.loss!r})")
         gen, seed = self._start_fit(train, rng)
         self._set_history(train)
         windows = SequenceWindows(train, int(self.max_len))

@@ -15,7 +15,7 @@ from torch import Tensor, nn
 
 from streamrec.data.interactions import Interactions
 from streamrec.models.registry import register
-from streamrec.models.sequential.base import LOSSES, NextItemModule, TorchSequentialRecommender
+from streamrec.models.sequential.base import NextItemModule, TorchSequentialRecommender
 
 __all__ = ["GRU4Rec"]
 
@@ -95,10 +95,6 @@ class GRU4Rec(TorchSequentialRecommender):
     def fit(self, train: Interactions, *, valid: Interactions | None = None,
             rng: np.random.Generator | int | None = None) -> Self:
         """Train on every (prefix -> next item) example of ``train``; see the base class."""
-        if min(self.embed, self.hidden, self.layers, self.max_len) < 1:
-            raise ValueError("GRU4Rec: embed, hidden, layers and max_len must be >= 1")
-        if not 0.0 <= self.dropout < 1.0:
-            raise ValueError(f"GRU4Rec: dropout must lie in [0, 1), got {self.dropout}")
-        if self.loss not in LOSSES:
-            raise ValueError(f"GRU4Rec: loss must be one of {', '.join(LOSSES)}")
+        if min(self.embed, self.hidden, self.layers) < 1:
+            raise ValueError("GRU4Rec: embed, hidden, layers must be >= 1")
         return super().fit(train, valid=valid, rng=rng)

@@ -20,7 +20,6 @@ from torch import Tensor, nn
 from streamrec.data.interactions import Interactions
 from streamrec.models.registry import register
 from streamrec.models.sequential.base import (
-    LOSSES,
     NextItemModule,
     TorchSequentialRecommender,
     pad_sequences,
@@ -122,12 +121,8 @@ class LSTMAttention(TorchSequentialRecommender):
     def fit(self, train: Interactions, *, valid: Interactions | None = None,
             rng: np.random.Generator | int | None = None) -> Self:
         """Train on every (prefix -> next item) example of ``train``; see the base class."""
-        if min(self.embed, self.hidden, self.layers, self.attn, self.max_len) < 1:
-            raise ValueError("LSTMAttention: embed, hidden, layers, attn and max_len must be >= 1")
-        if not 0.0 <= self.dropout < 1.0:
-            raise ValueError(f"LSTMAttention: dropout must lie in [0, 1), got {self.dropout}")
-        if self.loss not in LOSSES:
-            raise ValueError(f"LSTMAttention: loss must be one of {', '.join(LOSSES)}")
+        if min(self.embed, self.hidden, self.layers, self.attn) < 1:
+            raise ValueError("LSTMAttention: embed, hidden, layers, attn must be >= 1")
         return super().fit(train, valid=valid, rng=rng)
 
     def attention(self, seqs: np.ndarray | list) -> np.ndarray:

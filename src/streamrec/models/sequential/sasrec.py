@@ -21,7 +21,7 @@ from torch.nn import functional as F
 
 from streamrec.data.interactions import Interactions
 from streamrec.models.registry import register
-from streamrec.models.sequential.base import LOSSES, NextItemModule, TorchSequentialRecommender
+from streamrec.models.sequential.base import NextItemModule, TorchSequentialRecommender
 
 __all__ = ["SASRec"]
 
@@ -135,12 +135,8 @@ class SASRec(TorchSequentialRecommender):
     def fit(self, train: Interactions, *, valid: Interactions | None = None,
             rng: np.random.Generator | int | None = None) -> Self:
         """Train on every (prefix -> next item) example of ``train``; see the base class."""
-        if min(self.dim, self.blocks, self.heads, self.max_len) < 1:
-            raise ValueError("SASRec: dim, blocks, heads and max_len must be >= 1")
+        if min(self.dim, self.blocks, self.heads) < 1:
+            raise ValueError("SASRec: dim, blocks, heads must be >= 1")
         if self.dim % self.heads:
             raise ValueError(f"SASRec: dim ({self.dim}) must be divisible by heads ({self.heads})")
-        if not 0.0 <= self.dropout < 1.0:
-            raise ValueError(f"SASRec: dropout must lie in [0, 1), got {self.dropout}")
-        if self.loss not in LOSSES:
-            raise ValueError(f"SASRec: loss must be one of {', '.join(LOSSES)}")
         return super().fit(train, valid=valid, rng=rng)
