@@ -22,6 +22,7 @@ Layouts
 
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
 from collections.abc import Callable, Sequence
 from typing import Self
 
@@ -291,9 +292,9 @@ class SequentialRecommender(Recommender):
             out[~empty] = self._score_history(hist[~empty])
         return out if items is None else np.ascontiguousarray(out[:, items])
 
+    @abstractmethod
     def _score_history(self, hist: np.ndarray) -> np.ndarray:
         """Scores (B, n_items) of non-empty left-padded histories (B, max_len)."""
-        raise NotImplementedError
 
 
 class TorchSequentialRecommender(SequentialRecommender, TorchRecommender):
@@ -354,9 +355,6 @@ class TorchSequentialRecommender(SequentialRecommender, TorchRecommender):
             s = self.module_.score_all(torch.from_numpy(x).to(dev))
         return s.float().cpu().numpy()
 
-    def score(self, users: np.ndarray, items: np.ndarray | None = None) -> np.ndarray:
-        return SequentialRecommender.score(self, users, items)
-
     def _extra_state(self) -> dict[str, np.ndarray]:
         return {"user_seqs_": self.user_seqs_}
 
@@ -364,7 +362,7 @@ class TorchSequentialRecommender(SequentialRecommender, TorchRecommender):
         self.user_seqs_ = np.asarray(state["user_seqs_"], dtype=np.int64)
 
 
-class NextItemModule(nn.Module):
+class NextItemModule(nn.Module, ABC):
     """Base of the sequence modules: per-position states -> next-item scores and losses.
 
     Subclasses implement ``states(x) -> (B, T, D)`` (causal: position ``t`` sees inputs
@@ -405,9 +403,9 @@ class NextItemModule(nn.Module):
         if out_dim is not None:
             self.out = nn.Linear(out_dim, n_items)
 
+    @abstractmethod
     def states(self, x: Tensor) -> Tensor:
         """Per-position states, shape (B, T, D), for right-padded inputs ``x`` (B, T)."""
-        raise NotImplementedError
 
     def output_weights(self) -> tuple[Tensor, Tensor | None]:
         """Item output vectors (n_items, D) and bias (n_items,) or None."""
