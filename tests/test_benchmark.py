@@ -71,6 +71,24 @@ def test_run_and_report(split, tmp_path: Path):
     assert all(ln.ci[0] <= ln.mean["ndcg@10"] + 1e-9 for ln in lines)
 
 
+def test_torch_runs_record_training_curves(split, tmp_path: Path):
+    """A torch model's row carries its valid curve (epoch, NDCG@10, wall seconds);
+    report writes training.png; models without a history have no 'training'."""
+    cfg = BenchmarkConfig(models=("pop", "bprmf"), seeds=1,
+                          params={"bprmf": {"epochs": 3, "eval_every": 1, "patience": 0}})
+    res = run_benchmark(split, cfg, protocol="temporal_user", data=SPEC)
+    paths = write_report(res, tmp_path)
+    rows = {r["model"]: r for r in json.loads(paths["results"].read_text())}
+    assert "training" not in rows["pop"]
+    tr = rows["bprmf"]["training"]
+    assert tr["epochs"] == 3 and len(tr["losses"]) == 3 and len(tr["epoch_seconds"]) == 3
+    assert [v[0] for v in tr["valid"]] == [1, 2, 3]
+    secs = [v[2] for v in tr["valid"]]
+    assert secs == sorted(secs) and secs[0] > 0
+    assert paths["training"].stat().st_size > 1000
+    assert "training.png" in paths["report"].read_text()
+
+
 def test_cli_benchmark(tmp_path: Path):
     res = CliRunner().invoke(app, ["benchmark", "--data", SPEC, "--events", "play,like",
                                    "--models", "pop,ease", "--seeds", "1", "--tune",

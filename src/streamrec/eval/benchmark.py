@@ -109,14 +109,34 @@ class Run:
     fit_seconds: float
     eval_seconds: float = 0.0
     result: EvalResult | None = None
+    training: dict[str, Any] | None = None
 
     def row(self) -> dict[str, Any]:
-        """The results.json row."""
-        return {"model": self.model, "system": self.system, "params": self.params,
-                "seed": self.seed, "protocol": self.protocol,
-                "metrics": {k: round(float(v), 6) for k, v in self.metrics.items()},
-                "fit_seconds": round(self.fit_seconds, 3),
-                "eval_seconds": round(self.eval_seconds, 3)}
+        """The results.json row (``training`` only for models with a training history)."""
+        row = {"model": self.model, "system": self.system, "params": self.params,
+               "seed": self.seed, "protocol": self.protocol,
+               "metrics": {k: round(float(v), 6) for k, v in self.metrics.items()},
+               "fit_seconds": round(self.fit_seconds, 3),
+               "eval_seconds": round(self.eval_seconds, 3)}
+        if self.training is not None:
+            row["training"] = self.training
+        return row
+
+
+def training_record(model: Any) -> dict[str, Any] | None:
+    """A torch model's training history as JSON: epochs, losses and the valid curve.
+
+    ``valid`` holds ``[epoch, valid metric, wall seconds since the start of fit]``; None for
+    models without a ``history_``.
+    """
+    hist = getattr(model, "history_", None)
+    if hist is None:
+        return None
+    return {**hist.summary(),
+            "epoch_seconds": [round(s, 3) for s in hist.epoch_seconds],
+            "losses": [round(v, 6) for v in hist.losses],
+            "valid": [[e, round(v, 6), round(t, 3)]
+                      for (e, v), t in zip(hist.valid, hist.valid_seconds, strict=True)]}
 
 
 @dataclass
@@ -254,7 +274,8 @@ def run_benchmark(split: Split, cfg: BenchmarkConfig, *, protocol: str, data: st
                                 recent=split.valid if fit_data is split.train else None,
                                 item_counts=item_counts, item_categories=item_categories)
             runs.append(Run(name, "streamrec", model.get_params(), seed, protocol,
-                            res.means(), secs, time.perf_counter() - start, res))
+                            res.means(), secs, time.perf_counter() - start, res,
+                            training_record(model)))
             if progress is not None:
                 progress(f"testing {name}", seed + 1, len(seeds))
     return BenchmarkResult(runs, trials, chosen, cfg, protocol, data,

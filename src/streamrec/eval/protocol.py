@@ -376,16 +376,26 @@ def evaluate_next_item(
     prefixes, targets, owners = next_item_examples(sessions, max_len, min_prefix=min_prefix)
     prefixes = np.where(prefixes < n_items, prefixes, -1)  # unknown items leave the prefix
     k_max = min(ks_t[-1], n_items)
-    ranked = np.full((len(targets), k_max), -1, dtype=np.int64)
-    for lo in range(0, len(targets), int(batch_size)):  # a loop over example batches
+    fast = getattr(model, "rank_next_items", None)  # one pass per session (causal models)
+    ranked = None if fast is None or exclude_seen else fast(sessions, k_max, min_prefix=min_prefix)
+    if ranked is None:
+        ranked = _rank_prefixes(model, prefixes, k_max, batch_size, exclude_seen)
+    hits = ranked == targets[:, None]  # (N, k_max): one relevant item per row
+    n_rel = np.ones(len(targets), dtype=np.int64)
+    per_user = metrics_from_hits(hits, n_rel, ks_t, metrics)
+    aggregate = {f"coverage@{k}": M.coverage(ranked[:, :k], n_items) for k in ks_t}
+    return EvalResult(users=owners, per_user=per_user, aggregate=aggregate)
+
+
+def _rank_prefixes(model: Recommender, prefixes: np.ndarray, k_max: int, batch_size: int,
+                   exclude_seen: bool) -> np.ndarray:
+    """Top-``k_max`` items after each left-padded prefix, through ``score_sequences``."""
+    ranked = np.full((len(prefixes), k_max), -1, dtype=np.int64)
+    for lo in range(0, len(prefixes), int(batch_size)):  # a loop over example batches
         pb = prefixes[lo:lo + int(batch_size)]
         scores = np.array(model.score_sequences(pb), dtype=np.float32)  # type: ignore[attr-defined]
         if exclude_seen:
             r, c = np.nonzero(pb >= 0)
             scores[r, pb[r, c]] = -np.inf
         ranked[lo:lo + len(pb)], _ = topk(scores, k_max)
-    hits = ranked == targets[:, None]  # (N, k_max): one relevant item per row
-    n_rel = np.ones(len(targets), dtype=np.int64)
-    per_user = metrics_from_hits(hits, n_rel, ks_t, metrics)
-    aggregate = {f"coverage@{k}": M.coverage(ranked[:, :k], n_items) for k in ks_t}
-    return EvalResult(users=owners, per_user=per_user, aggregate=aggregate)
+    return ranked

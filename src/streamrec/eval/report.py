@@ -214,7 +214,45 @@ def markdown(result: BenchmarkResult, lines: list[Line], metric: str,
                 out.append(f"| {model} | {len(tr)} | `{json.dumps(params)}` | "
                            f"{max(t.valid for t in tr):.4f} |")
     out += ["", "![leaderboard](leaderboard.png)", ""]
+    if any(r.training and r.training["valid"] for r in result.runs):
+        out += ["## Training curves", "",
+                "Valid NDCG@10 (the early-stopping metric of the torch models) against wall "
+                "time since the start of each fit (training and validation), one line per "
+                "seed.", "",
+                "![training curves](training.png)", ""]
     return "\n".join(out)
+
+
+def training_chart(runs: list[Run], path: Path, title: str) -> Path | None:
+    """Valid NDCG@10 against wall time, one line per (model, seed) fit (PNG).
+
+    None (and no file) when no run recorded a validation curve.
+    """
+    curves = [r for r in runs if r.training and r.training["valid"]]
+    if not curves:
+        return None
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    models = sorted({r.model for r in curves})
+    colors = {m: f"C{i % 10}" for i, m in enumerate(models)}
+    fig, ax = plt.subplots(figsize=(7, 4.2))
+    for r in curves:
+        pts = np.asarray(r.training["valid"], dtype=float)  # (epoch, value, seconds)
+        ax.plot(pts[:, 2] / 60, pts[:, 1], color=colors[r.model], lw=1.2, alpha=0.8,
+                marker=".", ms=3, label=r.model if r.seed == min(
+                    x.seed for x in curves if x.model == r.model) else None)
+    ax.set_xlabel("wall time since start of fit (minutes)")
+    ax.set_ylabel("valid NDCG@10")
+    ax.set_title(title, fontsize=10)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return path
 
 
 def bar_chart(lines: list[Line], metric: str, path: Path, title: str) -> Path:
@@ -247,7 +285,8 @@ def bar_chart(lines: list[Line], metric: str, path: Path, title: str) -> Path:
 
 def write_report(result: BenchmarkResult, out_dir: str | Path, *, metric: str = "ndcg@10",
                  columns: tuple[str, ...] | None = None) -> dict[str, Path]:
-    """Write results.json, per_user.npz, report.md and leaderboard.png into ``out_dir``."""
+    """Write results.json, per_user.npz, report.md, leaderboard.png (and training.png when
+    torch models recorded validation curves) into ``out_dir``."""
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     k0 = result.config.ks[0]
@@ -267,4 +306,8 @@ def write_report(result: BenchmarkResult, out_dir: str | Path, *, metric: str = 
     np.savez_compressed(paths["per_user"], **arrays)
     paths["report"].write_text(markdown(result, lines, metric, columns))
     bar_chart(lines, metric, paths["chart"], f"{result.data} · {result.protocol}")
+    curves = training_chart(result.runs, out / "training.png",
+                            f"{result.data} · {result.protocol} · training")
+    if curves is not None:
+        paths["training"] = curves
     return paths

@@ -145,6 +145,9 @@ class TrainHistory:
         Validation results (epochs count from 1).
     epoch_seconds : list of float
         Wall time of each epoch's training steps (validation excluded).
+    valid_seconds : list of float
+        Wall time from the start of ``fit`` to the end of each validation in ``valid``
+        (training and validation so far): the x axis of a time-to-quality curve.
     best_epoch : int
         Epoch whose weights the module holds at the end (the last one without validation).
     best_value : float
@@ -155,6 +158,7 @@ class TrainHistory:
     losses: list[float] = field(default_factory=list)
     valid: list[tuple[int, float]] = field(default_factory=list)
     epoch_seconds: list[float] = field(default_factory=list)
+    valid_seconds: list[float] = field(default_factory=list)
     best_epoch: int = 0
     best_value: float = math.nan
     stopped_early: bool = False
@@ -292,6 +296,7 @@ class Trainer:
         best, bad, step, plateau_scale, plateau_bad = -math.inf, 0, 0, 1.0, 0
         steps_per_epoch = 0
         bar = _Bar(c.epochs) if c.progress else None
+        t_start = time.perf_counter()
         try:
             for epoch in range(c.epochs):  # a loop over epochs
                 module.train()
@@ -328,6 +333,7 @@ class Trainer:
                     with torch.no_grad():
                         value = float(validate())
                     hist.valid.append((epoch + 1, value))
+                    hist.valid_seconds.append(time.perf_counter() - t_start)
                     if value > best + c.min_delta:
                         best, bad, plateau_bad = value, 0, 0
                         hist.best_epoch, hist.best_value = epoch + 1, value

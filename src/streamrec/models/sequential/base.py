@@ -34,7 +34,7 @@ from streamrec.data.interactions import Interactions
 from streamrec.models._history import check_items, check_users
 from streamrec.models.base import Recommender
 from streamrec.models.neural.base import TorchRecommender
-from streamrec.models.neural.trainer import index_batches, resolve_device, torch_generator
+from streamrec.models.neural.trainer import resolve_device, torch_generator
 
 __all__ = [
     "LOSSES",
@@ -155,6 +155,24 @@ class SequenceWindows:
     def n_targets(self) -> int:
         """Number of (prefix, next item) examples over all windows."""
         return int((self.stops - self.starts - 1).sum())
+
+    def batch_indices(self, batch_size: int, gen: torch.Generator,
+                      bucket: int = 32) -> list[np.ndarray]:
+        """One epoch of window indices, shuffled and grouped by length.
+
+        The windows are shuffled, each run of ``bucket`` batches is sorted by window length
+        and cut into batches, and the batches are shuffled: a batch is then only as wide as
+        its longest window (see :meth:`batch`), so short histories do not pay for padding
+        up to ``max_len``. ``bucket=1`` gives plain random batches.
+        """
+        perm = torch.randperm(len(self), generator=gen).numpy()
+        if bucket > 1:
+            length = (self.stops - self.starts)[perm]
+            chunk = np.arange(len(perm)) // (int(batch_size) * int(bucket))
+            perm = perm[np.lexsort((length, chunk))]
+        batches = np.array_split(perm, np.arange(int(batch_size), len(perm), int(batch_size)))
+        order = torch.randperm(len(batches), generator=gen).numpy()
+        return [batches[i] for i in order]
 
     def batch(self, idx: np.ndarray) -> tuple[Tensor, Tensor]:
         """Inputs and targets of windows ``idx``, right-padded.
@@ -331,8 +349,7 @@ class TorchSequentialRecommender(SequentialRecommender, TorchRecommender):
         return self
 
     def _batches(self, windows: SequenceWindows, gen: torch.Generator) -> list[tuple[Tensor, Tensor]]:
-        return [windows.batch(idx.numpy())
-                for idx in index_batches(len(windows), int(self.batch_size), gen)]
+        return [windows.batch(idx) for idx in windows.batch_indices(int(self.batch_size), gen)]
 
     def _valid_ndcg(self, valid: Interactions, train: Interactions) -> Callable[[], float]:
         known = valid.users < train.n_users
@@ -349,11 +366,44 @@ class TorchSequentialRecommender(SequentialRecommender, TorchRecommender):
         return run
 
     def _score_history(self, hist: np.ndarray) -> np.ndarray:
-        x, _ = right_align(hist)
-        dev = getattr(self, "device_", None) or resolve_device(self._device_param())
+        x, n = right_align(hist)
+        x = x[:, :max(int(n.max()), 1)]  # trailing padding changes nothing in a causal model
         with torch.no_grad():
-            s = self.module_.score_all(torch.from_numpy(x).to(dev))
+            s = self.module_.score_all(torch.from_numpy(x).to(self._device()))
         return s.float().cpu().numpy()
+
+    def _device(self) -> torch.device:
+        return getattr(self, "device_", None) or resolve_device(self._device_param())
+
+    def rank_next_items(self, sessions: Interactions, k: int, *, min_prefix: int = 1,
+                        batch_size: int = 256) -> np.ndarray | None:
+        """Top-``k`` items after every prefix of every session, one forward pass per session.
+
+        The fast path of :func:`~streamrec.eval.protocol.evaluate_next_item`: a causal model's
+        state at position ``t`` of a session is its state for the prefix ending at ``t``, so
+        one pass ranks all of a session's prefixes. Rows follow
+        :func:`next_item_examples` (session, then position). Returns None (use the
+        prefix-by-prefix path) when a session is longer than ``max_len + 1`` or holds items
+        the model does not know.
+        """
+        self._check_fitted()
+        if min_prefix < 1 or (len(sessions) and int(sessions.items.max()) >= self.n_items_):
+            return None
+        if (sessions.user_counts() > int(self.max_len) + 1).any():
+            return None
+        windows = SequenceWindows(sessions, int(self.max_len))
+        k = min(int(k), self.n_items_)
+        out = []
+        dev = self._device()
+        w, b = self.module_.output_weights()
+        for lo in range(0, len(windows), int(batch_size)):  # a loop over session batches
+            x, y = windows.batch(np.arange(lo, min(lo + int(batch_size), len(windows))))
+            y[:, :int(min_prefix) - 1] = 0  # prefixes shorter than min_prefix
+            with torch.no_grad():
+                h = self.module_.states(x.to(dev))[y.to(dev) > 0]  # (N, D) in (session, t) order
+                s = h @ w.T if b is None else h @ w.T + b
+                out.append(torch.topk(s.float(), k, dim=1).indices.cpu().numpy())
+        return np.concatenate(out) if out else np.zeros((0, k), dtype=np.int64)
 
     def _extra_state(self) -> dict[str, np.ndarray]:
         return {"user_seqs_": self.user_seqs_}

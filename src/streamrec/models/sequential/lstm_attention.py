@@ -79,11 +79,13 @@ class LSTMAttention(TorchSequentialRecommender):
         For the sampled losses.
     epochs, batch_size, lr, weight_decay, clip_norm, patience, eval_every, device, amp,
     progress :
-        Trainer settings; a batch is ``batch_size`` sequences (all their prefixes).
+        Trainer settings; a batch is ``batch_size`` sequences (all their prefixes). ``lr``
+        is 1e-2: at 1e-3 this model sits on the popularity plateau for many epochs on the
+        case-study world (valid NDCG@10 0.04 after 8 epochs, against 0.15 at 1e-2).
     """
 
     search_space: ClassVar[dict[str, list[Any]]] = {
-        "lr": [1e-3, 3e-3],
+        "lr": [3e-3, 1e-2],
         "dropout": [0.2, 0.3, 0.5],
         "weight_decay": [0.0, 1e-6],
     }
@@ -91,7 +93,7 @@ class LSTMAttention(TorchSequentialRecommender):
     def __init__(self, embed: int = 64, hidden: int = 128, layers: int = 2,
                  dropout: float = 0.3, attn: int = 64, max_len: int = 50, loss: str = "ce",
                  n_negatives: int = 256, epochs: int = 100, batch_size: int = 256,
-                 lr: float = 1e-3, weight_decay: float = 0.0, clip_norm: float | None = 5.0,
+                 lr: float = 1e-2, weight_decay: float = 0.0, clip_norm: float | None = 5.0,
                  patience: int = 3, eval_every: int = 1, device: str = "auto",
                  amp: str = "auto", progress: bool = False) -> None:
         self.embed = embed
