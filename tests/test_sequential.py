@@ -242,6 +242,27 @@ def test_benchmark_runner_sequence_models_both_protocol_kinds():
         run_benchmark(cs_split, BenchmarkConfig(models=("ease",), seeds=1), protocol="case_study")
 
 
+def test_valid_events_join_the_history_only_under_leave_last_out(monkeypatch):
+    """temporal_user: a sequence model ranks test from train, like every other model."""
+    from streamrec.data.dataset import Dataset
+    from streamrec.data.splits import leave_last_out, temporal_user
+    from streamrec.eval.benchmark import BenchmarkConfig, run_benchmark
+    from streamrec.models.sequential.base import SequentialRecommender
+
+    calls = []
+    real = SequentialRecommender.update_history
+    monkeypatch.setattr(SequentialRecommender, "update_history",
+                        lambda self, ev: calls.append(len(ev)) or real(self, ev))
+    inter = _cycle_sessions(n_users=50, length=10)
+    ds = Dataset.from_frames(inter.to_polars().rename({"user": "user_id", "item": "item_id"}))
+    cfg = BenchmarkConfig(models=("markov",), seeds=1, ks=(1, 10))
+    run_benchmark(temporal_user(ds), cfg, protocol="temporal_user")
+    assert calls == []
+    split = leave_last_out(ds)
+    run_benchmark(split, cfg, protocol="leave_last_out")
+    assert calls == [len(split.valid)]
+
+
 @pytest.mark.parametrize(("name", "params", "match"), [
     ("sasrec", {"loss": "hinge"}, "loss must be one of"),
     ("gru4rec", {"dropout": 1.0}, "dropout"),

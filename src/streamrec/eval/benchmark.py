@@ -41,6 +41,10 @@ DEFAULT_PEERS_VENV = Path.home() / ".cache" / "streamrec-peers"
 #: protocols whose valid/test parts are whole sessions of users unseen in train: every
 #: prefix predicts the next item (:func:`~streamrec.eval.protocol.evaluate_next_item`)
 SESSION_PROTOCOLS = ("case_study", "session_temporal")
+#: protocols where a sequence model's test history is train + valid (the SASRec convention:
+#: the valid item is the one just before the test item). Elsewhere every model, sequence or
+#: not, ranks the test items from the same train data, so no model sees the valid events.
+VALID_HISTORY_PROTOCOLS = ("leave_last_out",)
 
 Progress = Callable[[str, int, int], None]
 
@@ -204,8 +208,9 @@ def evaluate_part(model, part: Interactions, split: Split, protocol: str, cfg: B
 
     Session protocols rank the next item after every prefix of each held-out session;
     the others rank all items for each user (full ranking, ``exclude`` masked). Sequence
-    models first append ``recent`` (the valid events when testing a model fitted on train)
-    to the users' histories, as the service would from its event stream.
+    models first append ``recent`` (the valid events when testing a model fitted on train,
+    under :data:`VALID_HISTORY_PROTOCOLS`) to the users' histories, as the service would
+    from its event stream.
     """
     if protocol in SESSION_PROTOCOLS:
         return evaluate_next_item(model, part, ks=cfg.ks, batch_size=cfg.batch_size)
@@ -271,7 +276,8 @@ def run_benchmark(split: Split, cfg: BenchmarkConfig, *, protocol: str, data: st
             start = time.perf_counter()
             res = evaluate_part(model, split.test, split, protocol, cfg,
                                 exclude=[split.train, split.valid],
-                                recent=split.valid if fit_data is split.train else None,
+                                recent=split.valid if (fit_data is split.train and protocol
+                                                       in VALID_HISTORY_PROTOCOLS) else None,
                                 item_counts=item_counts, item_categories=item_categories)
             runs.append(Run(name, "streamrec", model.get_params(), seed, protocol,
                             res.means(), secs, time.perf_counter() - start, res,
