@@ -395,14 +395,13 @@ class TorchSequentialRecommender(SequentialRecommender, TorchRecommender):
         k = min(int(k), self.n_items_)
         out = []
         dev = self._device()
-        w, b = self.module_.output_weights()
         for lo in range(0, len(windows), int(batch_size)):  # a loop over session batches
             x, y = windows.batch(np.arange(lo, min(lo + int(batch_size), len(windows))))
             y[:, :int(min_prefix) - 1] = 0  # prefixes shorter than min_prefix
             with torch.no_grad():
                 h = self.module_.states(x.to(dev))[y.to(dev) > 0]  # (N, D) in (session, t) order
-                s = h @ w.T if b is None else h @ w.T + b
-                out.append(torch.topk(s.float(), k, dim=1).indices.cpu().numpy())
+                s = self.module_.logits(h).float()
+                out.append(torch.topk(s, k, dim=1).indices.cpu().numpy())
         return np.concatenate(out) if out else np.zeros((0, k), dtype=np.int64)
 
     def _extra_state(self) -> dict[str, np.ndarray]:
@@ -463,14 +462,17 @@ class NextItemModule(nn.Module, ABC):
             return self.item_emb.weight[1:], None
         return self.out.weight, self.out.bias
 
+    def logits(self, q: Tensor) -> Tensor:
+        """Scores (N, n_items) of every item for states ``q`` (N, D)."""
+        w, b = self.output_weights()
+        s = q @ w.T
+        return s if b is None else s + b
+
     def score_all(self, x: Tensor) -> Tensor:
         """Scores of every item after each (non-empty) sequence, shape (B, n_items)."""
         h = self.states(x)  # (B, T, D)
         last = (x > 0).sum(1).clamp(min=1) - 1  # (B,)
-        q = h[torch.arange(len(x), device=x.device), last]  # (B, D)
-        w, b = self.output_weights()
-        s = q @ w.T  # (B, I)
-        return s if b is None else s + b
+        return self.logits(h[torch.arange(len(x), device=x.device), last])  # (B, I)
 
     def loss(self, batch: tuple[Tensor, Tensor]) -> Tensor:
         x, y = batch
@@ -478,12 +480,9 @@ class NextItemModule(nn.Module, ABC):
         sel = y > 0
         q = h[sel]  # (N, D) one query per target
         target = y[sel] - 1  # (N,)
-        w, b = self.output_weights()
         if self.loss_name == "ce":
-            logits = q @ w.T  # (N, I)
-            if b is not None:
-                logits = logits + b
-            return nn.functional.cross_entropy(logits.float(), target)
+            return nn.functional.cross_entropy(self.logits(q).float(), target)
+        w, b = self.output_weights()
         n_neg = 1 if self.loss_name == "bce" else self.n_negatives
         if self.loss_name == "sampled":
             neg = torch.randint(0, self.n_items, (n_neg,), device=x.device)  # (K,) shared
