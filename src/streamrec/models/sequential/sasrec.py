@@ -37,14 +37,14 @@ class _Block(nn.Module):
         self.ff1 = nn.Linear(dim, dim)
         self.ff2 = nn.Linear(dim, dim)
         self.drop = nn.Dropout(dropout)
-        self.p = attn_dropout
+        self.attn_p = attn_dropout
 
     def forward(self, h: Tensor) -> Tensor:
         b, t, d = h.shape
         q, k, v = self.qkv(self.ln1(h)).view(b, t, 3, self.heads, d // self.heads).unbind(2)
         a = F.scaled_dot_product_attention(  # (B, heads, T, D/heads), position t sees <= t
             q.transpose(1, 2), k.transpose(1, 2), v.transpose(1, 2), is_causal=True,
-            dropout_p=self.p if self.training else 0.0)
+            dropout_p=self.attn_p if self.training else 0.0)
         h = h + self.drop(self.proj(a.transpose(1, 2).reshape(b, t, d)))  # (B, T, D)
         return h + self.drop(self.ff2(self.drop(F.relu(self.ff1(self.ln2(h))))))
 
