@@ -51,6 +51,14 @@ class Protocol(StrEnum):
     random_user = "random_user"
     case_study = "case_study"
     session_temporal = "session_temporal"
+    random = "random"  # click prediction: impressions shuffled (seed 42)
+    temporal = "temporal"  # click prediction: oldest impressions train, newest test
+
+
+class Task(StrEnum):
+    auto = "auto"
+    ranking = "ranking"
+    ctr = "ctr"
 
 
 class SplitFormat(StrEnum):
@@ -364,6 +372,16 @@ def benchmark(
         "venv from ../shared/peers/setup.sh)")] = None,
     peer_models: Annotated[str | None, typer.Option(
         help="models to run through the peers (default: those of --models they have)")] = None,
+    task: Annotated[Task, typer.Option(
+        help="ranking (top-k over the catalogue) or ctr (click prediction: AUC, LogLoss, AP "
+        "per impression); auto: ctr for --data synthetic-clicks or models that exist only as "
+        "click models (logistic, fm, wide_deep, deepfm, dcn_v2, xdeepfm, din, gbdt, ...)")] = (
+        Task.auto),
+    resume: Annotated[bool, typer.Option(
+        "--resume/--no-resume", help="reuse the test fits already in OUT/results.json that "
+        "this command would repeat (same model, seed, protocol, hyperparameters and test "
+        "users): an interrupted benchmark continues, and --seeds can grow later. Results "
+        "are saved after every test fit either way")] = False,
     on_bad_rows: OnBadRows = BadRows.error,
     clean: CleanOpt = False,
     k_core: KCore = None,
@@ -383,9 +401,16 @@ def benchmark(
     "oracle" row (system "generator") is added: the Bayes-optimal ranking by the generator's
     exact next-item distribution on the same test examples, with a "hit@10 / oracle" column.
 
+    Click prediction (--task ctr, protocols random / temporal): rows carry auc, logloss, ap
+    and ece; report.md adds DeLong tests of AUC, and on synthetic-clicks the generator's true
+    probability as an "oracle" row.
+
     Example: streamrec benchmark --data recbole:../shared/data/ml-100k --protocol
-    temporal_user --models pop,itemknn,ease,ials,bpr --seeds 3 --tune --out runs/ml100k"""
-    from streamrec.data.spec import parse_spec
+    temporal_user --models pop,itemknn,ease,ials,bpr --seeds 3 --tune --out runs/ml100k
+
+    Example: streamrec benchmark --data synthetic-clicks --protocol random --models
+    logistic,mlp --seeds 1 --out runs/clicks"""
+    from streamrec.data.spec import SpecError, parse_spec
     from streamrec.data.splits import make_split, write_split
     from streamrec.eval.benchmark import (
         RECBOLE_MODELS,
@@ -394,14 +419,29 @@ def benchmark(
         run_benchmark,
         run_recbole_peer,
     )
-    from streamrec.eval.report import write_report
+    from streamrec.eval.ctr import CTR_PROTOCOLS, is_ctr_task
+    from streamrec.eval.report import load_runs, write_report
     from streamrec.models.registry import available
 
     names = tuple(m.strip() for m in models.split(",") if m.strip())
-    unknown = [m for m in names if m not in available()]
+    try:
+        ctr = task == Task.ctr or (task == Task.auto and is_ctr_task(data, names))
+    except SpecError as exc:
+        err_console.print(f"[bold red]error:[/] {escape(str(exc))}", soft_wrap=True)
+        raise typer.Exit(2) from None
+    kind = "ctr" if ctr else "ranking"
+    unknown = [m for m in names if m not in available(kind)]
     if unknown:
-        err_console.print(f"[bold red]error:[/] unknown model(s) {', '.join(unknown)}; "
-                          f"available: {', '.join(available())}", soft_wrap=True)
+        err_console.print(f"[bold red]error:[/] unknown {kind} model(s) {', '.join(unknown)}; "
+                          f"available: {', '.join(available(kind))}", soft_wrap=True)
+        raise typer.Exit(2)
+    if ctr != (protocol.value in CTR_PROTOCOLS):
+        err_console.print(
+            f"[bold red]error:[/] protocol {protocol.value} is for "
+            f"{'ranking' if ctr else 'click prediction'}; "
+            + (f"click models use --protocol {' or '.join(CTR_PROTOCOLS)}" if ctr else
+               "ranking models use temporal_global, temporal_user, leave_last_out, random_user, "
+               "case_study or session_temporal"), soft_wrap=True)
         raise typer.Exit(2)
     fixed = _model_params(params, names)
     refs = tuple(m.strip() for m in (against or "").split(",") if m.strip())
@@ -409,6 +449,10 @@ def benchmark(
         err_console.print(f"[bold red]error:[/] --against names models not in --models: "
                           f"{', '.join(m for m in refs if m not in names)}", soft_wrap=True)
         raise typer.Exit(2)
+    if ctr:
+        _ctr_benchmark(data, out, protocol.value, names, fixed, refs, seeds, tune, max_trials,
+                       metric, resume)
+        return
     cfg = _clean_config(clean, k_core, rating_threshold, 30.0, Impossible.quarantine, events)
     prep = _prepare(data, _columns(user_col, item_col, time_col, value_col, event_col),
                     on_bad_rows, cfg, None, out / "quarantine.csv")
@@ -419,11 +463,15 @@ def benchmark(
     bcfg = BenchmarkConfig(models=names, seeds=seeds, tune=tune, tune_metric=metric,
                            max_trials=max_trials, refit=refit.value, params=fixed,
                            against=refs)
+    done = load_runs(out) if resume else []
+    if done:
+        console.print(f"resuming: {len(done)} earlier test fit(s) in {out / 'results.json'}")
     with progress_bar("benchmark") as cb:
         result = run_benchmark(sp, bcfg, protocol=protocol.value, data=data,
                                item_categories=_item_categories(prep.dataset, sp),
                                progress=lambda what, done, total: cb(done, total, what),
-                               dataset=prep.dataset)
+                               dataset=prep.dataset, done=done,
+                               on_run=lambda partial: write_report(partial, out, metric=metric))
     for peer in peers or []:
         todo = ([m.strip() for m in peer_models.split(",")] if peer_models
                 else [m for m in names if m in RECBOLE_MODELS])
@@ -441,6 +489,49 @@ def benchmark(
             result.runs.append(_oracle_run(data, sp, bcfg, protocol.value))
     paths = write_report(result, out, metric=metric)
     console.print(_leaderboard_table(result, metric, f"{data} · {protocol.value}"))
+    console.print(kv_table("written", [(k, str(v)) for k, v in paths.items()]))
+
+
+def _ctr_benchmark(data: str, out: Path, protocol: str, names: tuple[str, ...], fixed: dict,
+                   refs: tuple[str, ...], seeds: int, tune: bool, max_trials: int, metric: str,
+                   resume: bool) -> None:
+    """The click-prediction branch of ``benchmark``."""
+    from streamrec.data.spec import parse_spec
+    from streamrec.eval.benchmark import BenchmarkConfig
+    from streamrec.eval.ctr import ctr_split, load_ctr_data, run_ctr_benchmark
+    from streamrec.eval.report import (
+        ctr_leaderboard,
+        fmt_ci,
+        fmt_mean,
+        fmt_p,
+        load_runs,
+        write_report,
+    )
+
+    metric = metric if metric in ("auc", "logloss", "ap", "ece") else "auc"
+    with spinner(f"loading {data}"):
+        ctr_data = load_ctr_data(data)
+    ratios = (0.8, 0.1, 0.1) if parse_spec(data).kind in ("recbole", "movielens") else None
+    sp = ctr_split(ctr_data, protocol, ratios=ratios)
+    bcfg = BenchmarkConfig(models=names, seeds=seeds, tune=tune, tune_metric="auc",
+                           max_trials=max_trials, params=fixed, against=refs)
+    done = load_runs(out) if resume else []
+    with progress_bar("benchmark") as cb:
+        result = run_ctr_benchmark(sp, bcfg, protocol=protocol, data=data,
+                                   progress=lambda what, d, total: cb(d, total, what),
+                                   done=done,
+                                   on_run=lambda partial: write_report(partial, out, metric=metric))
+    paths = write_report(result, out, metric=metric)
+    from rich.table import Table
+
+    t = Table(title=f"click prediction · {data} · {protocol} · test {len(sp.test):,} impressions",
+              title_justify="left")
+    for c in ("model", "system", "auc", "logloss", "ap", "ece", "95% CI auc", "p DeLong", "fit s"):
+        t.add_column(c, justify="left" if c in ("model", "system") else "right")
+    for ln in ctr_leaderboard(result.runs, metric):
+        t.add_row(ln.model, ln.system, *(fmt_mean(ln, k) for k in ("auc", "logloss", "ap", "ece")),
+                  fmt_ci(ln), fmt_p(ln.p_delong), f"{ln.fit_seconds:.2f}")
+    console.print(t)
     console.print(kv_table("written", [(k, str(v)) for k, v in paths.items()]))
 
 

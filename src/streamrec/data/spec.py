@@ -8,6 +8,8 @@ Grammar: ``KIND[:PATH][?key=value&key=value]``, or ``synthetic[:key=value,key=va
 ``synthetic-sessions[:users=..,items=..,seed=..]``  generate a session world (one user per
                                session; options: :class:`SessionConfig` fields or short
                                names, tuples as ``a/b/c``, e.g. ``switch_probs=0.4/0.15/0.5``)
+``synthetic-clicks[:n=..,seed=..]``  the click-prediction case study's 20-feature samples
+                               (:class:`ClickConfig` fields; click models only)
 ``movielens:DIR``              MovieLens 100K / 1M / 10M / 20M / 25M / latest directory
 ``recbole:DIR``                RecBole atomic files (``DIR/NAME.inter`` [+ .user, .item])
 ``sasrec:FILE``                SASRec-style ``user item`` sequence file
@@ -29,9 +31,12 @@ from urllib.parse import parse_qsl
 from streamrec.data.dataset import RawData
 from streamrec.data.errors import BadRowPolicy
 
-KINDS = ("synthetic", "synthetic-sessions", "movielens", "recbole", "sasrec", "events")
+KINDS = ("synthetic", "synthetic-sessions", "synthetic-clicks", "movielens", "recbole", "sasrec",
+         "events")
 #: the kinds generated in memory (options ``key=value`` separated by commas, no path)
-GENERATED = ("synthetic", "synthetic-sessions")
+GENERATED = ("synthetic", "synthetic-sessions", "synthetic-clicks")
+#: short names accepted for synthetic-clicks options
+CLICK_KEYS = {"n": "n_samples", "samples": "n_samples"}
 #: short column-mapping keys accepted in a SPEC's query and by the CLI flags
 COLUMN_KEYS = {"user": "user_col", "item": "item_col", "time": "time_col", "value": "value_col",
                "event": "event_col", "duration": "duration_col"}
@@ -79,7 +84,7 @@ def parse_spec(text: str) -> DataSpec:
             return parse_spec(f"events:{text}")
         raise SpecError(
             f"cannot read data SPEC {text!r}: use one of synthetic[:users=N,items=M], "
-            "synthetic-sessions[:users=N,items=M,seed=S], "
+            "synthetic-sessions[:users=N,items=M,seed=S], synthetic-clicks[:n=N,seed=S], "
             "movielens:DIR, recbole:DIR, sasrec:FILE, events:FILE_OR_DIR[?user=COL&item=COL&time=COL]"
         )
     path_text, _, query = rest.partition("?")
@@ -105,6 +110,30 @@ def world_config_from_options(options: dict[str, str]):
         except (TypeError, ValueError) as exc:
             raise SpecError(f"synthetic option {key}={raw!r}: expected {type(default).__name__}") from exc
     return WorldConfig(**kwargs)
+
+
+def click_config_from_options(options: dict[str, str]):
+    """A :class:`ClickConfig` from SPEC options (``n``/``samples``, ``seed`` and the scalar
+    fields; ``main`` as ``a/b/c``)."""
+    from streamrec.data.synthetic.clicks import ClickConfig
+
+    fields = {f.name for f in dataclasses.fields(ClickConfig)}
+    kwargs: dict[str, object] = {}
+    for key, raw in options.items():  # a loop over options
+        name = CLICK_KEYS.get(key, key)
+        if name not in fields:
+            raise SpecError(f"unknown synthetic-clicks option {key!r}; known: "
+                            f"{', '.join(sorted(set(CLICK_KEYS) | fields))}")
+        try:
+            if name == "main":
+                kwargs[name] = tuple(float(v) for v in raw.split("/"))
+            elif name in ("n_samples", "seed"):
+                kwargs[name] = int(float(raw))
+            else:
+                kwargs[name] = float(raw)
+        except ValueError as exc:
+            raise SpecError(f"synthetic-clicks option {key}={raw!r}: not a number") from exc
+    return ClickConfig(**kwargs)
 
 
 def session_config_from_options(options: dict[str, str]):
@@ -185,6 +214,10 @@ def load_raw(
     from streamrec.data.sources import read_source
 
     ds = parse_spec(spec) if isinstance(spec, str) else spec
+    if ds.kind == "synthetic-clicks":
+        raise SpecError("synthetic-clicks holds click-prediction samples, not interaction "
+                        "logs: use it with click models, e.g. `streamrec benchmark --data "
+                        "synthetic-clicks --protocol random --models logistic,mlp --out DIR`")
     if ds.kind == "synthetic":
         from streamrec.data.synthetic.world import generate_world
 

@@ -114,11 +114,12 @@ class Run:
     eval_seconds: float = 0.0
     result: EvalResult | None = None
     training: dict[str, Any] | None = None
+    refit: str = "train"  # data of the fit: "train" or "train+valid"
 
     def row(self) -> dict[str, Any]:
         """The results.json row (``training`` only for models with a training history)."""
         row = {"model": self.model, "system": self.system, "params": self.params,
-               "seed": self.seed, "protocol": self.protocol,
+               "seed": self.seed, "protocol": self.protocol, "refit": self.refit,
                "metrics": {k: round(float(v), 6) for k, v in self.metrics.items()},
                "fit_seconds": round(self.fit_seconds, 3),
                "eval_seconds": round(self.eval_seconds, 3)}
@@ -162,15 +163,17 @@ class BenchmarkResult:
     protocol: str
     data: str
     split_counts: dict[str, int]
+    task: str = "ranking"  # or "ctr" (click prediction: rows carry auc, logloss, ap, ece)
 
     def rows(self) -> list[dict[str, Any]]:
         return [r.row() for r in self.runs]
 
 
-def search_points(name: str, max_trials: int, rng: np.random.Generator) -> list[dict[str, Any]]:
-    """Hyperparameter points for ``name``: its defaults first, then the declared grid
-    (all of it when small enough, else a seeded random sample)."""
-    cls = get_class(name)
+def search_points(name: str, max_trials: int, rng: np.random.Generator,
+                  kind: str | None = None) -> list[dict[str, Any]]:
+    """Hyperparameter points for ``name`` (of ``kind``): its defaults first, then the declared
+    grid (all of it when small enough, else a seeded random sample)."""
+    cls = get_class(name, kind)
     space: dict[str, list[Any]] = dict(getattr(cls, "search_space", {}) or {})
     points: list[dict[str, Any]] = [{}]
     if not space:
@@ -244,14 +247,40 @@ def tune_model(name: str, split: Split, cfg: BenchmarkConfig,
     return dict(best.params), trials
 
 
+def _json_params(params: dict[str, Any]) -> dict[str, Any]:
+    """``params`` as results.json stores them (tuples become lists)."""
+    return json.loads(json.dumps(params))
+
+
+def reusable_run(done: list[Run], name: str, params: dict[str, Any], seed: int, protocol: str,
+                 refit: str, test_users: np.ndarray, kind: str | None = None) -> Run | None:
+    """The run of ``done`` that a fresh fit of ``name(**params)`` with ``seed`` would repeat:
+    same model, seed, protocol, refit data, every hyperparameter (defaults included) and
+    test users. None when there is none (then the fit runs)."""
+    full = _json_params(create(name, kind, **params).get_params())
+    for r in done:  # a loop over earlier runs (a handful)
+        if (r.system == "streamrec" and r.model == name and r.seed == seed
+                and r.protocol == protocol and r.refit == refit
+                and _json_params(r.params) == full
+                and r.result is not None and np.array_equal(r.result.users, test_users)):
+            return r
+    return None
+
+
 def run_benchmark(split: Split, cfg: BenchmarkConfig, *, protocol: str, data: str = "",
                   item_categories: np.ndarray | None = None,
                   progress: Progress | None = None,
-                  dataset: Dataset | None = None) -> BenchmarkResult:
+                  dataset: Dataset | None = None,
+                  done: list[Run] | None = None,
+                  on_run: Callable[[BenchmarkResult], None] | None = None) -> BenchmarkResult:
     """Tune (optionally), fit over seeds and evaluate every model of ``cfg`` on ``split``.
 
     ``dataset`` (the one ``split`` was made from) provides the user/item side features of
     models declaring ``uses_side_features`` (e.g. two_tower); without it they use ids only.
+    ``done``: test runs of an earlier benchmark (:func:`streamrec.eval.report.load_runs`);
+    a fit they already hold (:func:`reusable_run`) is reused instead of repeated, so an
+    interrupted benchmark resumes and seeds can be added later. ``on_run`` is called with
+    the result so far after every test run (checkpoints).
     """
     side = None
     if dataset is not None and any(_uses_side(name) for name in cfg.models):
@@ -265,6 +294,12 @@ def run_benchmark(split: Split, cfg: BenchmarkConfig, *, protocol: str, data: st
     fit_data, fit_valid = split.train, split.valid
     if cfg.refit == "train+valid":
         fit_data, fit_valid = train_plus_valid(split), None
+    test_users = np.unique(split.test.users)
+    counts = {k: len(getattr(split, k)) for k in ("train", "valid", "test")}
+
+    def so_far() -> BenchmarkResult:
+        return BenchmarkResult(runs, trials, chosen, cfg, protocol, data, counts)
+
     for name in cfg.models:  # a loop over models
         params, tr = tune_model(name, split, cfg, progress, side, item_categories, protocol)
         trials += tr
@@ -272,6 +307,13 @@ def run_benchmark(split: Split, cfg: BenchmarkConfig, *, protocol: str, data: st
         stochastic = bool(getattr(get_class(name), "stochastic", False))
         seeds = range(cfg.seeds) if stochastic else range(1)
         for seed in seeds:  # a loop over seeds
+            earlier = (reusable_run(done, name, params, seed, protocol, cfg.refit, test_users)
+                       if done else None)
+            if earlier is not None:
+                runs.append(earlier)
+                if progress is not None:
+                    progress(f"reused {name}", seed + 1, len(seeds))
+                continue
             model, secs = _fit(name, params, fit_data, fit_valid, seed, side, item_categories)
             start = time.perf_counter()
             res = evaluate_part(model, split.test, split, protocol, cfg,
@@ -281,11 +323,12 @@ def run_benchmark(split: Split, cfg: BenchmarkConfig, *, protocol: str, data: st
                                 item_counts=item_counts, item_categories=item_categories)
             runs.append(Run(name, "streamrec", model.get_params(), seed, protocol,
                             res.means(), secs, time.perf_counter() - start, res,
-                            training_record(model)))
+                            training_record(model), cfg.refit))
+            if on_run is not None:
+                on_run(so_far())
             if progress is not None:
                 progress(f"testing {name}", seed + 1, len(seeds))
-    return BenchmarkResult(runs, trials, chosen, cfg, protocol, data,
-                           {k: len(getattr(split, k)) for k in ("train", "valid", "test")})
+    return so_far()
 
 
 def train_plus_valid(split: Split) -> Interactions:

@@ -23,7 +23,14 @@ from typing import Any
 import numpy as np
 
 from streamrec.eval.benchmark import SESSION_PROTOCOLS, BenchmarkResult, Run
-from streamrec.eval.significance import bootstrap_ci, mean_std, paired_ttest, wilcoxon
+from streamrec.eval.protocol import EvalResult
+from streamrec.eval.significance import (
+    bootstrap_ci,
+    delong_test,
+    mean_std,
+    paired_ttest,
+    wilcoxon,
+)
 
 #: ``Run.system`` of the generator's Bayes-optimal ranking (the ``oracle`` row)
 ORACLE_SYSTEM = "generator"
@@ -43,6 +50,7 @@ class Line:
     p_wilcoxon: float | None
     fit_seconds: float
     per_user: np.ndarray | None  # main metric, averaged over seeds, shape (U,)
+    p_delong: float | None = None  # click models: DeLong's test of AUC against the best
 
 
 def leaderboard(runs: list[Run], metric: str = "ndcg@10", *, n_boot: int = 1000) -> list[Line]:
@@ -201,12 +209,21 @@ def markdown(result: BenchmarkResult, lines: list[Line], metric: str,
         for model, ref, m, r, pt, pw in against(lines, refs):
             out.append(f"| {model} | {ref} | {m:.4f} | {r:.4f} | {m - r:+.4f} | {fmt_p(pt)} | "
                        f"{fmt_p(pw)} |")
+    out += config_sections(result)
+    return "\n".join(out)
+
+
+def config_sections(result: BenchmarkResult) -> list[str]:
+    """The report.md sections shared by ranking and click reports: fixed hyperparameters,
+    tuning, the leaderboard chart and training curves."""
+    cfg, out = result.config, []
     if cfg.params:
         out += ["", "## Fixed hyperparameters (--params)", "", "| model | hyperparameters |",
                 "|---|---|"]
         out += [f"| {m} | `{json.dumps(p)}` |" for m, p in cfg.params.items()]
     if result.trials:
-        out += ["", "## Tuning (valid " + cfg.tune_metric + ")", "",
+        tune_metric = "auc" if result.task == "ctr" else cfg.tune_metric
+        out += ["", "## Tuning (valid " + tune_metric + ")", "",
                 "| model | trials | chosen hyperparameters | best valid |", "|---|---|---|---|"]
         for model, params in result.chosen.items():
             tr = [t for t in result.trials if t.model == model]
@@ -215,16 +232,126 @@ def markdown(result: BenchmarkResult, lines: list[Line], metric: str,
                            f"{max(t.valid for t in tr):.4f} |")
     out += ["", "![leaderboard](leaderboard.png)", ""]
     if any(r.training and r.training["valid"] for r in result.runs):
+        what = "AUC" if result.task == "ctr" else "NDCG@10"
         out += ["## Training curves", "",
-                "Valid NDCG@10 (the early-stopping metric of the torch models) against wall "
+                f"Valid {what} (the early-stopping metric of the torch models) against wall "
                 "time since the start of each fit (training and validation), one line per "
                 "seed.", "",
                 "![training curves](training.png)", ""]
+    return out
+
+
+# ---------------------------------------------------------------------------- click models
+def _probs(run: Run) -> tuple[np.ndarray, np.ndarray] | None:
+    res = run.result
+    if res is None or "prob" not in res.per_user:
+        return None
+    return res.per_user["label"], res.per_user["prob"]
+
+
+def _delong_p(a: list[Run], b: list[Run]) -> float | None:
+    """The largest DeLong p-value over matching seeds of ``a`` and ``b`` (a model with one fit
+    is compared with every seed of the other): the conservative reading of several seeds."""
+    ps = []
+    for ra in a:  # a loop over seeds
+        for rb in b:
+            if len(a) > 1 and len(b) > 1 and ra.seed != rb.seed:
+                continue
+            pa, pb = _probs(ra), _probs(rb)
+            if pa is not None and pb is not None and len(pa[0]) == len(pb[0]):
+                ps.append(delong_test(pa[0], pa[1], pb[1]).p_value)
+    return max(ps) if ps else None
+
+
+def ctr_leaderboard(runs: list[Run], metric: str = "auc") -> list[Line]:
+    """Lines of click models by test AUC (best first), with each line's 95% DeLong interval
+    of AUC (its first seed) and DeLong's test against the best StreamRec model."""
+    groups: dict[tuple[str, str], list[Run]] = {}
+    for r in runs:  # a loop over runs
+        groups.setdefault((r.model, r.system), []).append(r)
+    lines: list[Line] = []
+    for (model, system), rs in groups.items():  # a loop over models
+        keys = sorted(set().union(*(r.metrics for r in rs)))
+        mean, std = {}, {}
+        for k in keys:  # a loop over metrics
+            mean[k], std[k] = mean_std(np.asarray([r.metrics[k] for r in rs if k in r.metrics]))
+        ci = None
+        first = _probs(rs[0])
+        if first is not None and 0 < first[0].sum() < len(first[0]) - 1:
+            c = delong_test(first[0], first[1], first[1]).ci_a
+            ci = (float(c[0]), float(c[1]))
+        lines.append(Line(model, system, len(rs), mean, std, ci, None, None,
+                          float(np.mean([r.fit_seconds for r in rs])), None))
+    sign = 1.0 if metric in ("auc", "ap") else -1.0  # logloss, ece: lower is better
+    lines.sort(key=lambda ln: -sign * ln.mean.get(metric, -sign * np.inf))
+    best = next((ln for ln in lines if ln.system == "streamrec"), None)
+    if best is not None:
+        for ln in lines:  # a loop over lines
+            if ln is not best:
+                ln.p_delong = _delong_p(groups[(best.model, best.system)],
+                                        groups[(ln.model, ln.system)])
+    return lines
+
+
+def ctr_markdown(result: BenchmarkResult, lines: list[Line], metric: str = "auc") -> str:
+    """report.md of a click-prediction benchmark."""
+    cfg = result.config
+    best = next((ln for ln in lines if ln.system == "streamrec"), None)
+    oracle = oracle_line(lines)
+    base = next((ln for ln in lines if ln.model == "logistic" and ln.system == "streamrec"), None)
+    gap = oracle is not None and base is not None and oracle.mean["auc"] > base.mean["auc"]
+    c = result.split_counts
+    out = [f"# Click prediction: {result.data or 'data'} · {result.protocol}", "",
+           f"Impressions: train {c['train']:,} / valid {c['valid']:,} / test {c['test']:,}. "
+           "Metrics on test: AUC, LogLoss, AP (average precision) and ECE (expected "
+           "calibration error, 10 bins). Hyperparameters "
+           + ("tuned on valid AUC, " if cfg.tune else "at defaults (and --params), ")
+           + f"early stopping on valid AUC; stochastic models over {cfg.seeds} seed(s).", "",
+           f"Leaderboard by {metric} (mean ± std over seeds; 95% CI: DeLong interval of the "
+           "first seed's AUC; p: DeLong's test of correlated AUCs against the best StreamRec "
+           "model" + (f", **{best.model}**" if best else "") + ", the largest p over seeds).",
+           ""]
+    if oracle is not None:
+        out += [f"**oracle** ({ORACLE_SYSTEM}): the generator's true click probability of "
+                "each test impression — the best AUC any model can expect on these labels."
+                + (" `share of gap` = (AUC − AUC of logistic) / (oracle AUC − AUC of "
+                   "logistic): how much of what logistic regression misses a model recovers."
+                   if gap else ""), ""]
+    head = ["model", "system", "seeds", "auc", "logloss", "ap", "ece",
+            *(["share of gap"] if gap else []), "95% CI auc", "p DeLong", "fit s"]
+    out += ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for ln in lines:  # a loop over lines
+        share = []
+        if gap:
+            assert oracle is not None and base is not None
+            share = [f"{(ln.mean['auc'] - base.mean['auc']) / (oracle.mean['auc'] - base.mean['auc']):.3f}"]
+        cells = [ln.model, ln.system, str(ln.seeds), *(fmt_mean(ln, k) for k in
+                                                        ("auc", "logloss", "ap", "ece")),
+                 *share, fmt_ci(ln), fmt_p(ln.p_delong), f"{ln.fit_seconds:.2f}"]
+        out.append("| " + " | ".join(cells) + " |")
+    refs = [r for r in cfg.against if any(ln.model == r for ln in lines)]
+    if refs:
+        out += ["", f"## DeLong tests against {', '.join(refs)}", "",
+                "| model | against | model auc | reference auc | difference | p DeLong |",
+                "|---|---|---|---|---|---|"]
+        runs_of: dict[str, list[Run]] = {}
+        for r in result.runs:  # a loop over runs
+            runs_of.setdefault(r.model, []).append(r)
+        by_model = {ln.model: ln for ln in lines}
+        for ref in refs:  # a loop over references
+            for ln in lines:
+                if ln.model != ref:
+                    m, rm = ln.mean["auc"], by_model[ref].mean["auc"]
+                    out.append(f"| {ln.model} | {ref} | {m:.4f} | {rm:.4f} | {m - rm:+.4f} | "
+                               f"{fmt_p(_delong_p(runs_of[ln.model], runs_of[ref]))} |")
+    out += config_sections(result)
     return "\n".join(out)
 
 
-def training_chart(runs: list[Run], path: Path, title: str) -> Path | None:
-    """Valid NDCG@10 against wall time, one line per (model, seed) fit (PNG).
+def training_chart(runs: list[Run], path: Path, title: str,
+                   ylabel: str = "valid NDCG@10") -> Path | None:
+    """Valid metric (NDCG@10; AUC for click models) against wall time, one line per
+    (model, seed) fit (PNG).
 
     None (and no file) when no run recorded a validation curve.
     """
@@ -245,7 +372,7 @@ def training_chart(runs: list[Run], path: Path, title: str) -> Path | None:
                 marker=".", ms=3, label=r.model if r.seed == min(
                     x.seed for x in curves if x.model == r.model) else None)
     ax.set_xlabel("wall time since start of fit (minutes)")
-    ax.set_ylabel("valid NDCG@10")
+    ax.set_ylabel(ylabel)
     ax.set_title(title, fontsize=10)
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
@@ -274,13 +401,43 @@ def bar_chart(lines: list[Line], metric: str, path: Path, title: str) -> Path:
     ends = [v + (0.0 if np.isnan(h) else h) for v, h in zip(vals, hi, strict=True)]
     for y, (v, end) in enumerate(zip(vals, ends, strict=True)):  # label past the CI whisker
         ax.text(end, y, f"  {v:.4f}", va="center", fontsize=8)
-    ax.set_xlabel(f"{metric} (95% CI over users)")
+    ax.set_xlabel(f"{metric} (95% CI)")
     ax.set_title(title, fontsize=10)
     ax.set_xlim(0, max(ends + [1e-9]) * 1.3)
     fig.tight_layout()
     fig.savefig(path, dpi=120)
     plt.close(fig)
     return path
+
+
+def load_runs(out_dir: str | Path) -> list[Run]:
+    """The StreamRec test runs of an earlier report in ``out_dir`` (results.json with its
+    per_user.npz), for ``run_benchmark(done=...)``; [] when there is none.
+
+    Peer and oracle rows are left out (they are recomputed), as are runs whose per-user
+    values are missing (they could not join the paired tests).
+    """
+    out = Path(out_dir)
+    results, arrays_path = out / "results.json", out / "per_user.npz"
+    if not results.exists() or not arrays_path.exists():
+        return []
+    rows = json.loads(results.read_text())
+    runs: list[Run] = []
+    with np.load(arrays_path) as arrays:
+        for row in rows:  # a loop over earlier runs
+            key = f"{row['model']}/{row['seed']}/"
+            if row["system"] != "streamrec" or key + "users" not in arrays:
+                continue
+            per_user = {name[len(key):]: arrays[name] for name in arrays.files
+                        if name.startswith(key) and name != key + "users"}
+            if any(k.startswith("sampled_") for k in per_user):
+                continue  # sampled evaluations are never reused for full-ranking ones
+            res = EvalResult(arrays[key + "users"], per_user)
+            runs.append(Run(row["model"], row["system"], row["params"], int(row["seed"]),
+                            row["protocol"], dict(row["metrics"]), float(row["fit_seconds"]),
+                            float(row.get("eval_seconds", 0.0)), res, row.get("training"),
+                            row.get("refit", "train")))
+    return runs
 
 
 def write_report(result: BenchmarkResult, out_dir: str | Path, *, metric: str = "ndcg@10",
@@ -292,7 +449,10 @@ def write_report(result: BenchmarkResult, out_dir: str | Path, *, metric: str = 
     k0 = result.config.ks[0]
     columns = columns or (f"ndcg@{k0}", f"recall@{k0}", f"precision@{k0}", f"map@{k0}",
                           f"mrr@{k0}", f"hit@{k0}", f"ndcg@{result.config.ks[-1]}")
-    lines = leaderboard(result.runs, metric)
+    ctr = result.task == "ctr"
+    if ctr and metric not in ("auc", "logloss", "ap", "ece"):
+        metric = "auc"
+    lines = ctr_leaderboard(result.runs, metric) if ctr else leaderboard(result.runs, metric)
     paths = {"results": out / "results.json", "per_user": out / "per_user.npz",
              "report": out / "report.md", "chart": out / "leaderboard.png"}
     paths["results"].write_text(json.dumps(result.rows(), indent=2))
@@ -304,10 +464,12 @@ def write_report(result: BenchmarkResult, out_dir: str | Path, *, metric: str = 
             for k, v in r.result.per_user.items():
                 arrays[f"{r.model}/{r.seed}/{label}{k}"] = v
     np.savez_compressed(paths["per_user"], **arrays)
-    paths["report"].write_text(markdown(result, lines, metric, columns))
+    paths["report"].write_text(ctr_markdown(result, lines, metric) if ctr
+                               else markdown(result, lines, metric, columns))
     bar_chart(lines, metric, paths["chart"], f"{result.data} · {result.protocol}")
     curves = training_chart(result.runs, out / "training.png",
-                            f"{result.data} · {result.protocol} · training")
+                            f"{result.data} · {result.protocol} · training",
+                            "valid AUC" if ctr else "valid NDCG@10")
     if curves is not None:
         paths["training"] = curves
     return paths

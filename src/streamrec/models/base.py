@@ -42,22 +42,21 @@ class Recommendations:
     scores: np.ndarray
 
 
-class Recommender(ABC):
-    """A model that scores (user, item) pairs for top-k ranking.
+class Model(ABC):
+    """What every registered model shares: hyperparameters from ``__init__``, the registry
+    name, a tuning space, and persistence (``manifest.json`` + ``arrays.npz``, no pickle).
 
-    Subclasses implement :meth:`fit`, :meth:`score`, :meth:`_get_state` and
-    :meth:`_set_state`; :meth:`recommend`, :meth:`save` and :meth:`load` are shared.
+    Subclasses implement :meth:`_check_fitted`, :meth:`_get_state` and :meth:`_set_state`.
     """
 
-    #: registry name, set by :func:`streamrec.models.registry.register`
+    #: registry name and kind ("ranking" or "ctr"), set by
+    #: :func:`streamrec.models.registry.register`
     name: ClassVar[str] = ""
+    kind: ClassVar[str] = "ranking"
     #: declared tuning space: hyperparameter -> candidate values (used by ``benchmark --tune``)
     search_space: ClassVar[dict[str, list[Any]]] = {}
     #: whether ``fit`` uses randomness (the benchmark runs several seeds only then)
     stochastic: ClassVar[bool] = False
-
-    n_users_: int
-    n_items_: int
 
     # ------------------------------------------------------------------ hyperparameters
     def get_params(self) -> dict[str, Any]:
@@ -68,6 +67,69 @@ class Recommender(ABC):
     def __repr__(self) -> str:
         args = ", ".join(f"{k}={v!r}" for k, v in self.get_params().items())
         return f"{type(self).__name__}({args})"
+
+    @abstractmethod
+    def _check_fitted(self) -> None:
+        """Raise RuntimeError unless fitted."""
+
+    # ------------------------------------------------------------------ persistence
+    @abstractmethod
+    def _get_state(self) -> dict[str, np.ndarray]:
+        """Learned arrays (numeric dtypes only), enough to restore predictions."""
+
+    @abstractmethod
+    def _set_state(self, state: dict[str, np.ndarray]) -> None:
+        """Restore the learned state from :meth:`_get_state`'s arrays."""
+
+    def save(self, path: str | Path) -> None:
+        """Write ``path/manifest.json`` and ``path/arrays.npz`` (no pickle)."""
+        self._check_fitted()
+        path = Path(path)
+        path.mkdir(parents=True, exist_ok=True)
+        state = self._get_state()
+        for key, arr in state.items():
+            if np.asarray(arr).dtype == object:
+                raise TypeError(f"{type(self).__name__}._get_state()[{key!r}] has dtype object")
+        np.savez(path / "arrays.npz", **state)
+        manifest = {
+            "format": FORMAT_VERSION,
+            "class": f"{type(self).__module__}.{type(self).__qualname__}",
+            "name": self.name,
+            "kind": self.kind,
+            "params": self.get_params(),
+        }
+        (path / "manifest.json").write_text(json.dumps(manifest, indent=2, default=_jsonable))
+
+    @classmethod
+    def load(cls, path: str | Path) -> Self:
+        """Load a model written by :meth:`save` (``cls`` may be a base class)."""
+        path = Path(path)
+        manifest_file = path / "manifest.json"
+        if not manifest_file.exists():
+            raise FileNotFoundError(f"{manifest_file}: no saved model here (expected manifest.json)")
+        manifest = json.loads(manifest_file.read_text())
+        from streamrec.models.registry import get_class
+
+        klass = (get_class(manifest["name"], manifest.get("kind", "ranking"))
+                 if manifest.get("name") else cls)
+        if not issubclass(klass, cls):
+            raise TypeError(f"{path} holds a {klass.__name__}, not a {cls.__name__}")
+        params = {k: tuple(v) if isinstance(v, list) else v for k, v in manifest["params"].items()}
+        model = klass(**params)
+        with np.load(path / "arrays.npz", allow_pickle=False) as z:
+            model._set_state({k: z[k] for k in z.files})
+        return model
+
+
+class Recommender(Model):
+    """A model that scores (user, item) pairs for top-k ranking.
+
+    Subclasses implement :meth:`fit`, :meth:`score`, :meth:`_get_state` and
+    :meth:`_set_state`; :meth:`recommend`, :meth:`save` and :meth:`load` are shared.
+    """
+
+    n_users_: int
+    n_items_: int
 
     # ------------------------------------------------------------------ learning
     @abstractmethod
@@ -151,52 +213,6 @@ class Recommender(ABC):
             out_i[lo:lo + len(ub)] = idx
             out_s[lo:lo + len(ub)] = vals
         return Recommendations(users, out_i, out_s)
-
-    # ------------------------------------------------------------------ persistence
-    @abstractmethod
-    def _get_state(self) -> dict[str, np.ndarray]:
-        """Learned arrays (numeric dtypes only), enough to restore :meth:`score`."""
-
-    @abstractmethod
-    def _set_state(self, state: dict[str, np.ndarray]) -> None:
-        """Restore the learned state from :meth:`_get_state`'s arrays."""
-
-    def save(self, path: str | Path) -> None:
-        """Write ``path/manifest.json`` and ``path/arrays.npz`` (no pickle)."""
-        self._check_fitted()
-        path = Path(path)
-        path.mkdir(parents=True, exist_ok=True)
-        state = self._get_state()
-        for key, arr in state.items():
-            if np.asarray(arr).dtype == object:
-                raise TypeError(f"{type(self).__name__}._get_state()[{key!r}] has dtype object")
-        np.savez(path / "arrays.npz", **state)
-        manifest = {
-            "format": FORMAT_VERSION,
-            "class": f"{type(self).__module__}.{type(self).__qualname__}",
-            "name": self.name,
-            "params": self.get_params(),
-        }
-        (path / "manifest.json").write_text(json.dumps(manifest, indent=2, default=_jsonable))
-
-    @classmethod
-    def load(cls, path: str | Path) -> Self:
-        """Load a model written by :meth:`save` (``cls`` may be the base class)."""
-        path = Path(path)
-        manifest_file = path / "manifest.json"
-        if not manifest_file.exists():
-            raise FileNotFoundError(f"{manifest_file}: no saved model here (expected manifest.json)")
-        manifest = json.loads(manifest_file.read_text())
-        from streamrec.models.registry import get_class
-
-        klass = get_class(manifest["name"]) if manifest.get("name") else cls
-        if not issubclass(klass, cls):
-            raise TypeError(f"{path} holds a {klass.__name__}, not a {cls.__name__}")
-        params = {k: tuple(v) if isinstance(v, list) else v for k, v in manifest["params"].items()}
-        model = klass(**params)
-        with np.load(path / "arrays.npz", allow_pickle=False) as z:
-            model._set_state({k: z[k] for k in z.files})
-        return model
 
 
 class RatingPredictor(ABC):

@@ -1,7 +1,12 @@
-"""Models by name: ``create("ease", lam=250.0)``.
+"""Models by name: ``create("ease", lam=250.0)``, ``create("mlp", kind="ctr")``.
 
 The CLI, the benchmark runner, the service and the conformance suite all see this one set.
 Modules register on import; :func:`available` imports the built-in model modules first.
+
+Two kinds of model share the names' space side by side: ``"ranking"`` models
+(:class:`~streamrec.models.base.Recommender`, top-k over the catalogue) and ``"ctr"`` models
+(:class:`~streamrec.models.ctr.base.CTRModel`, P(click) of an impression). A name may exist in
+both (``mlp``: the NCF tower, or the click MLP); without ``kind`` a ranking model wins.
 """
 
 from __future__ import annotations
@@ -11,7 +16,9 @@ from typing import Any, TypeVar
 
 from streamrec.models.base import Recommender
 
+KINDS = ("ranking", "ctr")
 _REGISTRY: dict[str, type] = {}
+_CTR_REGISTRY: dict[str, type] = {}
 #: modules holding the built-in models (imported lazily, so importing streamrec stays light)
 BUILTIN_MODULES = (
     "streamrec.models.popularity",
@@ -30,20 +37,38 @@ BUILTIN_MODULES = (
     "streamrec.models.sequential.lstm_attention",
     "streamrec.models.sequential.gru4rec",
     "streamrec.models.sequential.sasrec",
+    "streamrec.models.ctr.logistic",
+    "streamrec.models.ctr.fm",
+    "streamrec.models.ctr.mlp",
+    "streamrec.models.ctr.wide_deep",
+    "streamrec.models.ctr.deepfm",
+    "streamrec.models.ctr.dcn",
+    "streamrec.models.ctr.xdeepfm",
+    "streamrec.models.ctr.din",
+    "streamrec.models.ctr.gbdt",
+    "streamrec.models.ctr.ensemble",
 )
 _loaded = False
 
 T = TypeVar("T", bound=type)
 
 
-def register(name: str):
-    """Class decorator: register a model class under ``name`` (lower case, unique)."""
+def _table(kind: str) -> dict[str, type]:
+    if kind not in KINDS:
+        raise ValueError(f"kind must be one of {KINDS}, got {kind!r}")
+    return _CTR_REGISTRY if kind == "ctr" else _REGISTRY
+
+
+def register(name: str, kind: str = "ranking"):
+    """Class decorator: register a model class under ``name`` (lower case, unique per kind)."""
+    table = _table(kind)
 
     def deco(cls: T) -> T:
-        if name in _REGISTRY and _REGISTRY[name] is not cls:
-            raise ValueError(f"model name {name!r} is already registered by {_REGISTRY[name]}")
+        if name in table and table[name] is not cls:
+            raise ValueError(f"model name {name!r} is already registered by {table[name]}")
         cls.name = name
-        _REGISTRY[name] = cls
+        cls.kind = kind
+        table[name] = cls
         return cls
 
     return deco
@@ -62,24 +87,30 @@ def _load_builtins() -> None:
     _loaded = True
 
 
-def available(kind: type | None = None) -> list[str]:
-    """Registered model names (optionally only subclasses of ``kind``), sorted."""
+def available(kind: type | str | None = None) -> list[str]:
+    """Registered model names, sorted: ranking ones by default; ``kind="ctr"`` the click
+    models; a class: the ranking models that subclass it."""
     _load_builtins()
+    if isinstance(kind, str):
+        return sorted(_table(kind))
     return sorted(n for n, c in _REGISTRY.items() if kind is None or issubclass(c, kind))
 
 
-def get_class(name: str) -> type:
-    """The class registered as ``name``."""
+def get_class(name: str, kind: str | None = None) -> type:
+    """The class registered as ``name`` (of ``kind``; None: ranking first, then ctr)."""
     _load_builtins()
-    try:
-        return _REGISTRY[name]
-    except KeyError:
-        raise KeyError(f"unknown model {name!r}; available: {', '.join(available())}") from None
+    tables = [_table(kind)] if kind is not None else [_REGISTRY, _CTR_REGISTRY]
+    for table in tables:  # a loop over (at most two) kinds
+        if name in table:
+            return table[name]
+    names = available(kind or "ranking") + ([] if kind else available("ctr"))
+    raise KeyError(f"unknown {kind + ' ' if kind else ''}model {name!r}; available: "
+                   f"{', '.join(sorted(set(names)))}") from None
 
 
-def create(name: str, **params: Any) -> Recommender:
-    """Instantiate model ``name`` with hyperparameters ``params``."""
-    cls = get_class(name)
+def create(name: str, kind: str | None = None, **params: Any) -> Recommender:
+    """Instantiate model ``name`` (of ``kind``) with hyperparameters ``params``."""
+    cls = get_class(name, kind)
     try:
         return cls(**params)
     except TypeError as exc:

@@ -1,0 +1,220 @@
+"""Click prediction in the benchmark runner: data, splits, metrics and the run loop.
+
+``streamrec benchmark`` takes this path when its models are click models (``--task ctr``, or
+automatically for ``--data synthetic-clicks`` and for models that exist only as click
+models, e.g. ``logistic,deepfm``). Data per SPEC:
+
+- ``synthetic-clicks[:n=..,seed=..]``: the case study's generator
+  (:func:`streamrec.data.synthetic.clicks.generate_clicks`, 20,000 samples, seed 42), with the
+  generator's true probability, so the report adds an ``oracle`` row;
+- ``recbole:DIR`` / ``movielens:DIR``: MovieLens as CTR — every rating is an impression,
+  rating ≥ 4 a click; user and item ids, the users' and items' side columns (categorical
+  codes, bucketed and standardised numbers, genres as 0/1 columns) as features
+  (:func:`movielens_ctr`).
+
+Protocols: ``random`` (rows shuffled with seed 42, 70/15/15 for train/valid/test; 80/10/10 on
+MovieLens, as RecBole's context-aware quick start) and ``temporal`` (oldest rows train,
+newest test; needs timestamps). Metrics on test: AUC, LogLoss, AP and the expected
+calibration error; the report compares models with DeLong's test of correlated AUCs.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+
+from streamrec.data.ctr import CTRData, CTRSplit, FeatureSchema, random_split, temporal_split
+from streamrec.eval.metrics import auc, average_precision_score, calibration, log_loss
+from streamrec.eval.protocol import EvalResult
+from streamrec.models.registry import available, create, get_class
+
+__all__ = ["CTR_METRICS", "CTR_PROTOCOLS", "ctr_metrics", "ctr_split", "is_ctr_task",
+           "load_ctr_data", "movielens_ctr", "run_ctr_benchmark"]
+
+CTR_PROTOCOLS = ("random", "temporal")
+CTR_METRICS = ("auc", "logloss", "ap", "ece")
+#: the system name of the generator's true click probability (the oracle row)
+ORACLE_MODEL = "oracle"
+
+
+def is_ctr_task(data: str, models: tuple[str, ...]) -> bool:
+    """Whether ``benchmark`` should treat ``models`` on ``data`` as click prediction: the
+    data is ``synthetic-clicks``, or some model exists only as a click model."""
+    from streamrec.data.spec import parse_spec
+
+    if parse_spec(data).kind == "synthetic-clicks":
+        return True
+    ranking = set(available())
+    return any(m in available("ctr") and m not in ranking for m in models)
+
+
+def ctr_metrics(labels: np.ndarray, probs: np.ndarray) -> dict[str, float]:
+    """AUC, LogLoss, AP and ECE (10 equal-width bins) of probabilities ``probs``."""
+    return {"auc": auc(labels, probs), "logloss": log_loss(labels, probs),
+            "ap": average_precision_score(labels, probs),
+            "ece": calibration(labels, probs).ece}
+
+
+# ---------------------------------------------------------------------------- data
+def load_ctr_data(data: str, *, progress: Callable[[int, int], None] | None = None) -> CTRData:
+    """The impressions a data SPEC names (see the module docstring)."""
+    from streamrec.data.spec import SpecError, click_config_from_options, parse_spec
+
+    spec = parse_spec(data)
+    if spec.kind == "synthetic-clicks":
+        from streamrec.data.synthetic.clicks import generate_clicks
+
+        return generate_clicks(click_config_from_options(spec.options))
+    if spec.kind in ("recbole", "movielens"):
+        from streamrec.data.pipeline import prepare
+
+        return movielens_ctr(prepare(data).dataset)
+    raise SpecError(f"click prediction reads synthetic-clicks, recbole:DIR or movielens:DIR "
+                    f"data, not {spec.kind!r}")
+
+
+def movielens_ctr(dataset: Any, threshold: float = 4.0) -> CTRData:
+    """Ratings as impressions: label ``rating >= threshold``; fields user id, item id, the
+    side tables' categorical and bucket codes, standardised numbers and genre indicators.
+
+    Id codes are index + 1 (0 = unknown); :func:`ctr_split` maps ids absent from train to 0.
+    """
+    from streamrec.data.dataset import ITEM, USER
+    from streamrec.features.side import EntityFeatures, FeatureEncoder
+
+    inter = dataset.interactions
+    if inter.values is None:
+        raise ValueError("MovieLens as CTR needs ratings (the interactions have no values)")
+    u, i = inter.users.astype(np.int64), inter.items.astype(np.int64)
+    dense, dnames = [], []
+    cats, cnames, cards = [u + 1, i + 1], ["user_id", "item_id"], [
+        len(dataset.user_vocab) + 1, len(dataset.item_vocab) + 1]
+    for table, key, rows, prefix in ((dataset.users, USER, u, "user"),
+                                     (dataset.items, ITEM, i, "item")):  # a loop over 2 tables
+        if table is None or table.width <= 1:
+            continue
+        ent: EntityFeatures = FeatureEncoder.fit(table, key=key).transform(table)
+        for j, name in enumerate(ent.cat_names):  # a loop over categorical columns
+            cats.append(ent.categorical[rows, j])
+            cnames.append(f"{prefix}_{name}")
+            cards.append(ent.cardinalities[j])
+        for block, names in ((ent.numeric, ent.num_names), (ent.multi_hot, ent.multi_names)):
+            if block is not None and block.shape[1]:
+                dense.append(block[rows])
+                dnames += [f"{prefix}_{n}" for n in names]
+    schema = FeatureSchema(tuple(dnames), tuple(cnames), tuple(cards))
+    d = np.concatenate(dense, axis=1) if dense else np.zeros((len(u), 0), np.float32)
+    return CTRData(schema, d, np.stack(cats, axis=1),
+                   labels=(inter.values >= threshold).astype(np.float32),
+                   timestamps=inter.timestamps, groups=u)
+
+
+def ctr_split(data: CTRData, protocol: str, *, seed: int = 42,
+              ratios: tuple[float, float, float] | None = None) -> CTRSplit:
+    """Split impressions by ``protocol`` (``random`` or ``temporal``); id fields
+    (``user_id``, ``item_id``) of valid/test rows whose id never occurs in train become 0."""
+    if protocol not in CTR_PROTOCOLS:
+        raise ValueError(f"click prediction protocols are {CTR_PROTOCOLS}, got {protocol!r}")
+    r = ratios or (0.7, 0.15, 0.15)
+    sp = random_split(data, r, seed) if protocol == "random" else temporal_split(data, r)
+    ids = [j for j, n in enumerate(data.schema.categorical) if n in ("user_id", "item_id")]
+    if not ids:
+        return sp
+    out = [sp.train]
+    for part in (sp.valid, sp.test):  # a loop over valid and test
+        cat = part.categorical.copy()
+        for j in ids:  # a loop over id fields
+            seen = np.zeros(data.schema.cardinalities[j], bool)
+            seen[sp.train.categorical[:, j]] = True
+            cat[:, j] = np.where(seen[cat[:, j]], cat[:, j], 0)
+        out.append(CTRData(part.schema, part.dense, cat, part.labels, part.history,
+                           part.timestamps, part.groups, part.truth))
+    return CTRSplit(*out)
+
+
+# ---------------------------------------------------------------------------- runs
+def _ctr_fit(name: str, params: dict[str, Any], split: CTRSplit, seed: int):
+    model = create(name, kind="ctr", **params)
+    start = time.perf_counter()
+    model.fit(split.train, valid=split.valid, rng=np.random.default_rng(seed))
+    return model, time.perf_counter() - start
+
+
+def _ctr_tune(name: str, split: CTRSplit, cfg, progress) -> tuple[dict[str, Any], list]:
+    """Best point of ``name``'s declared grid by valid AUC (defaults first); fixed
+    ``cfg.params`` always apply."""
+    from streamrec.eval.benchmark import Trial, search_points
+
+    fixed = cfg.params.get(name, {})
+    if not cfg.tune:
+        return dict(fixed), []
+    points = search_points(name, cfg.max_trials, np.random.default_rng(0), kind="ctr")
+    trials = []
+    for j, point in enumerate(points):  # a loop over tuning points
+        params = {**point, **fixed}
+        model, secs = _ctr_fit(name, params, split, 0)
+        valid = float(auc(split.valid.labels, model.predict_proba(split.valid)))
+        trials.append(Trial(name, params, valid, secs))
+        if progress is not None:
+            progress(f"tuning {name}", j + 1, len(points))
+    best = max(trials, key=lambda t: t.valid)
+    return dict(best.params), trials
+
+
+def ctr_result(labels: np.ndarray, probs: np.ndarray) -> EvalResult:
+    """Per-example arrays of a CTR run: ``prob`` and ``label`` (rows = test impressions)."""
+    return EvalResult(np.arange(len(labels), dtype=np.int64),
+                      {"prob": probs.astype(np.float64), "label": labels.astype(np.float64)})
+
+
+def run_ctr_benchmark(split: CTRSplit, cfg, *, protocol: str, data: str = "",
+                      progress: Callable[[str, int, int], None] | None = None,
+                      done: list | None = None,
+                      on_run: Callable[[Any], None] | None = None):
+    """Tune (optionally) on valid AUC, fit every model of ``cfg`` over seeds and evaluate on
+    test; the same result type as the ranking runner (rows carry ``auc``, ``logloss``,
+    ``ap``, ``ece``), plus an ``oracle`` run when the data has the true probabilities."""
+    from streamrec.eval.benchmark import BenchmarkResult, Run, reusable_run, training_record
+
+    labels = split.test.require_labels("test")
+    runs: list[Run] = []
+    trials: list = []
+    chosen: dict[str, dict[str, Any]] = {}
+    counts = {"train": len(split.train), "valid": len(split.valid), "test": len(split.test)}
+    rows = np.arange(len(split.test), dtype=np.int64)
+
+    def so_far() -> BenchmarkResult:
+        return BenchmarkResult(runs, trials, chosen, cfg, protocol, data, counts, task="ctr")
+
+    for name in cfg.models:  # a loop over models
+        params, tr = _ctr_tune(name, split, cfg, progress)
+        trials += tr
+        chosen[name] = params
+        stochastic = bool(getattr(get_class(name, "ctr"), "stochastic", False))
+        seeds = range(cfg.seeds) if stochastic else range(1)
+        for seed in seeds:  # a loop over seeds
+            earlier = (reusable_run(done, name, params, seed, protocol, cfg.refit, rows,
+                                    kind="ctr") if done else None)
+            if earlier is not None:
+                runs.append(earlier)
+                continue
+            model, secs = _ctr_fit(name, params, split, seed)
+            start = time.perf_counter()
+            probs = model.predict_proba(split.test)
+            runs.append(Run(name, "streamrec", model.get_params(), seed, protocol,
+                            ctr_metrics(labels, probs), secs, time.perf_counter() - start,
+                            ctr_result(labels, probs), training_record(model), cfg.refit))
+            if on_run is not None:
+                on_run(so_far())
+            if progress is not None:
+                progress(f"testing {name}", seed + 1, len(seeds))
+    if split.test.truth is not None:
+        from streamrec.eval.report import ORACLE_SYSTEM
+
+        p = split.test.truth.astype(np.float64)
+        runs.append(Run(ORACLE_MODEL, ORACLE_SYSTEM, {}, 0, protocol, ctr_metrics(labels, p),
+                        0.0, 0.0, ctr_result(labels, p)))
+    return so_far()

@@ -1,0 +1,215 @@
+"""The ``CTRModel`` interface (DESIGN.md §3) and the shared torch click model.
+
+A CTR model learns P(click | impression features) from a :class:`~streamrec.data.ctr.CTRData`
+with labels and returns probabilities for any other ``CTRData`` of the same schema::
+
+    model = create("deepfm", epochs=20).fit(split.train, valid=split.valid, rng=0)
+    p = model.predict_proba(split.test)          # (N,) float32 in (0, 1)
+
+:class:`TorchCTRModel` holds everything the deep models share: tensors built once, batches by
+tensor indexing (no DataLoader), binary cross-entropy on logits, the shared
+:class:`~streamrec.models.neural.trainer.Trainer` with early stopping on valid AUC, and
+persistence of the module's weights and the schema. A subclass only builds its ``nn.Module``
+(:meth:`TorchCTRModel._build`) whose ``forward(dense, cat, hist)`` returns logits (B,).
+"""
+
+from __future__ import annotations
+
+from abc import abstractmethod
+from typing import Any, Self
+
+import numpy as np
+import torch
+from scipy.special import expit
+from torch import Tensor, nn
+from torch.nn import functional as F
+
+from streamrec.data.ctr import CTRData, FeatureSchema
+from streamrec.eval.metrics import auc
+from streamrec.models.base import Model, as_generator
+from streamrec.models.neural.trainer import (
+    TrainConfig,
+    Trainer,
+    TrainHistory,
+    index_batches,
+    resolve_device,
+    seeded,
+    torch_generator,
+)
+
+__all__ = ["CTRModel", "CTRModule", "TorchCTRModel"]
+
+
+class CTRModel(Model):
+    """A model of P(click | features) (DESIGN.md §3: ``fit(features, labels)``,
+    ``predict_proba(features)``); the labels travel inside :class:`CTRData`."""
+
+    schema_: FeatureSchema
+
+    @abstractmethod
+    def fit(self, train: CTRData, *, valid: CTRData | None = None,
+            rng: np.random.Generator | int | None = None) -> Self:
+        """Learn from ``train`` (labels required); ``valid`` only for early stopping."""
+
+    @abstractmethod
+    def predict_proba(self, data: CTRData) -> np.ndarray:
+        """Click probabilities, shape (len(data),) float32 in [0, 1]."""
+
+    def _check_fitted(self) -> None:
+        if not hasattr(self, "schema_"):
+            raise RuntimeError(f"{type(self).__name__} is not fitted: call fit(train) first")
+
+    def _check_train(self, train: CTRData) -> np.ndarray:
+        if not isinstance(train, CTRData):
+            raise TypeError(f"fit expects CTRData, got {type(train).__name__}")
+        if len(train) == 0:
+            raise ValueError("fit: the training impressions are empty")
+        y = train.require_labels(f"{type(self).__name__}.fit")
+        if y.min() == y.max():
+            raise ValueError(f"fit: every training label is {y[0]:.0f}; clicks and non-clicks "
+                             "are both needed")
+        return y
+
+    def _check_data(self, data: CTRData) -> None:
+        self._check_fitted()
+        if not isinstance(data, CTRData):
+            raise TypeError(f"predict_proba expects CTRData, got {type(data).__name__}")
+        s = data.schema
+        if (s.dense, s.categorical) != (self.schema_.dense, self.schema_.categorical):
+            raise ValueError(f"{type(self).__name__} was fitted on fields "
+                             f"{self.schema_.names}, got {s.names}")
+        over = [f for f, a, b in zip(s.categorical, s.cardinalities, self.schema_.cardinalities,
+                                     strict=True) if a > b]
+        if over:
+            raise ValueError(f"fields {over} have more codes than at fit time: encode new data "
+                             "with the encoders fitted on train (unseen values get code 0)")
+
+
+class CTRModule(nn.Module):
+    """The ``nn.Module`` of a torch CTR model: ``forward`` gives logits (B,)."""
+
+    @abstractmethod
+    def forward(self, dense: Tensor, cat: Tensor, hist: Tensor | None) -> Tensor:
+        """Logits, shape (B,), of dense (B, D) float, cat (B, C) long, hist (B, L) long."""
+
+    def penalty(self) -> Tensor | None:
+        """Extra loss term (e.g. L2 on embeddings); None by default."""
+        return None
+
+    def loss(self, batch: tuple[Tensor, Tensor, Tensor | None, Tensor]) -> Tensor:
+        dense, cat, hist, y = batch
+        out = F.binary_cross_entropy_with_logits(self(dense, cat, hist), y)
+        extra = self.penalty()
+        return out if extra is None else out + extra
+
+
+class TorchCTRModel(CTRModel):
+    """Shared fitting, prediction and persistence of the torch CTR models.
+
+    Subclasses define ``__init__`` (their hyperparameters plus the training ones below, stored
+    as attributes) and :meth:`_build`.
+
+    Training hyperparameters read from the instance: ``epochs``, ``batch_size``, ``lr``,
+    ``weight_decay``, ``patience``, ``device``, and optionally ``optimizer``, ``clip_norm``,
+    ``progress``.
+    """
+
+    stochastic = True
+    epochs: int
+    batch_size: int
+    lr: float
+    weight_decay: float
+    patience: int
+    device: str
+
+    module_: CTRModule
+    history_: TrainHistory
+
+    @abstractmethod
+    def _build(self, schema: FeatureSchema) -> CTRModule:
+        """A fresh module for ``schema``."""
+
+    # ------------------------------------------------------------------ config
+    def _train_config(self) -> TrainConfig:
+        return TrainConfig(epochs=self.epochs, batch_size=self.batch_size, lr=self.lr,
+                           optimizer=getattr(self, "optimizer", "adam"),
+                           weight_decay=self.weight_decay, patience=self.patience,
+                           clip_norm=getattr(self, "clip_norm", None), device=self.device,
+                           amp="off", progress=bool(getattr(self, "progress", False)))
+
+    def _device(self) -> torch.device:
+        return resolve_device(self.device)
+
+    @staticmethod
+    def _tensors(data: CTRData, device: torch.device
+                 ) -> tuple[Tensor, Tensor, Tensor | None]:
+        hist = None if data.history is None else torch.from_numpy(data.history).to(device)
+        return (torch.from_numpy(data.dense).to(device),
+                torch.from_numpy(data.categorical).to(device), hist)
+
+    # ------------------------------------------------------------------ learning
+    def fit(self, train: CTRData, *, valid: CTRData | None = None,
+            rng: np.random.Generator | int | None = None) -> Self:
+        y = self._check_train(train)
+        gen = as_generator(rng)
+        seed = int(gen.integers(2**31 - 1))
+        cfg = self._train_config()
+        trainer = Trainer(cfg)
+        device = trainer.device
+        dense, cat, hist = self._tensors(train, device)
+        labels = torch.from_numpy(y).to(device)
+        tgen = torch_generator(seed)
+
+        def batches(epoch: int):
+            for idx in index_batches(len(train), cfg.batch_size, tgen):  # a loop over batches
+                idx = idx.to(device)
+                yield (dense[idx], cat[idx], None if hist is None else hist[idx], labels[idx])
+
+        validate = None
+        if valid is not None and valid.labels is not None and len(np.unique(valid.labels)) == 2:
+            vy = valid.labels
+
+            def validate() -> float:
+                return auc(vy, self._predict_logits(valid))
+
+        with seeded(seed):
+            self.schema_ = train.schema
+            self.module_ = self._build(train.schema)
+        self.history_ = trainer.fit(self.module_, lambda e: batches(e), validate=validate,
+                                    to_device=lambda b, d: b)
+        self.module_.eval()
+        return self
+
+    # ------------------------------------------------------------------ prediction
+    def _predict_logits(self, data: CTRData, batch_size: int = 65536) -> np.ndarray:
+        device = next(self.module_.parameters()).device
+        dense, cat, hist = self._tensors(data, device)
+        out = np.empty(len(data), np.float32)
+        was_training = self.module_.training
+        self.module_.eval()
+        with torch.inference_mode():
+            for lo in range(0, len(data), batch_size):  # a loop over row blocks
+                hi = lo + batch_size
+                h = None if hist is None else hist[lo:hi]
+                out[lo:hi] = self.module_(dense[lo:hi], cat[lo:hi], h).float().cpu().numpy()
+        self.module_.train(was_training)
+        return out
+
+    def predict_proba(self, data: CTRData) -> np.ndarray:
+        self._check_data(data)
+        logits = self._predict_logits(data)
+        return expit(logits).astype(np.float32)
+
+    # ------------------------------------------------------------------ persistence
+    def _get_state(self) -> dict[str, np.ndarray]:
+        state: dict[str, Any] = {f"module.{k}": v.detach().cpu().numpy()
+                                 for k, v in self.module_.state_dict().items()}
+        state["schema"] = self.schema_.to_array()
+        return state
+
+    def _set_state(self, state: dict[str, np.ndarray]) -> None:
+        self.schema_ = FeatureSchema.from_array(state["schema"])
+        self.module_ = self._build(self.schema_)
+        self.module_.load_state_dict({k[len("module."):]: torch.from_numpy(np.array(v))
+                                      for k, v in state.items() if k.startswith("module.")})
+        self.module_.to(self._device()).eval()

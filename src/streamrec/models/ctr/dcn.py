@@ -1,0 +1,138 @@
+"""DCN-v2 click model (Wang et al., 2021): a cross network of explicit, bounded-degree feature
+crosses next to (or before) a deep network.
+
+The input is ``x0 = [dense ; flattened categorical embeddings]`` (d = D + C·k). Cross layer
+``l`` computes ``x_{l+1} = x0 ⊙ (W_l x_l + b_l) + x_l`` with a full-rank ``W_l`` (d × d), or
+the low-rank ``W_l = U_l V_lᵀ`` (d × r, r × d) when ``rank > 0``. ``structure="parallel"``
+runs the MLP on ``x0`` beside the crosses and reads both; ``"stacked"`` runs the MLP on the
+crosses' output.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+from torch import Tensor, nn
+
+from streamrec.data.ctr import FeatureSchema
+from streamrec.models.ctr.base import CTRModule, TorchCTRModel
+from streamrec.models.ctr.layers import MLP, FieldEmbedding
+from streamrec.models.registry import register
+
+__all__ = ["DCNv2", "CrossNetwork"]
+
+STRUCTURES = ("parallel", "stacked")
+
+
+class CrossNetwork(nn.Module):
+    """``n_layers`` DCN-v2 cross layers ``x_{l+1} = x0 ⊙ (W_l x_l + b_l) + x_l``, (B, d).
+
+    Parameters
+    ----------
+    dim : int
+        Width ``d`` of the input (and output).
+    n_layers : int
+    rank : int
+        0: full-rank ``W_l``; r > 0: ``W_l = U_l V_lᵀ`` with inner size r.
+    """
+
+    def __init__(self, dim: int, n_layers: int, rank: int = 0) -> None:
+        super().__init__()
+        if rank < 0:
+            raise ValueError(f"rank must be >= 0 (0 = full rank), got {rank}")
+
+        def layer() -> nn.Module:
+            if rank == 0 or rank >= dim:
+                return nn.Linear(dim, dim)  # W x + b
+            return nn.Sequential(nn.Linear(dim, rank, bias=False), nn.Linear(rank, dim))
+
+        self.layers = nn.ModuleList(layer() for _ in range(n_layers))  # a loop over layers
+
+    def forward(self, x0: Tensor) -> Tensor:
+        x = x0  # (B, d)
+        for layer in self.layers:  # a loop over layers
+            x = x0 * layer(x) + x  # (B, d)
+        return x
+
+
+class _DCNModule(CTRModule):
+    def __init__(self, schema: FeatureSchema, hidden: Sequence[int], embed_dim: int,
+                 n_cross: int, rank: int, structure: str, dropout: float,
+                 batch_norm: bool) -> None:
+        super().__init__()
+        self.embed = (FieldEmbedding(schema, embed_dim, with_dense=False)
+                      if schema.n_categorical else None)
+        dim = schema.n_dense + schema.n_categorical * embed_dim
+        self.cross = CrossNetwork(dim, n_cross, rank)
+        self.mlp = MLP(dim, hidden, dropout, batch_norm)
+        self.stacked = structure == "stacked"
+        self.out = nn.Linear(self.mlp.out_dim + (0 if self.stacked else dim), 1)
+
+    def forward(self, dense: Tensor, cat: Tensor, hist: Tensor | None) -> Tensor:
+        parts = [dense]  # (B, D)
+        if self.embed is not None:
+            parts.append(self.embed(dense, cat).flatten(1))  # (B, C·k)
+        x0 = torch.cat(parts, dim=1)  # (B, d)
+        crossed = self.cross(x0)  # (B, d)
+        if self.stacked:
+            h = self.mlp(crossed)  # (B, h)
+        else:
+            h = torch.cat([crossed, self.mlp(x0)], dim=1)  # (B, d + h)
+        return self.out(h).squeeze(-1)  # (B,)
+
+
+@register("dcn_v2", kind="ctr")
+class DCNv2(TorchCTRModel):
+    """DCN-v2: cross network plus MLP (parallel or stacked).
+
+    Parameters
+    ----------
+    n_cross : int
+        Number of cross layers.
+    rank : int
+        0: full-rank cross matrices; r > 0: low-rank ``U Vᵀ`` of inner size r (cheaper when
+        the input is wide).
+    structure : {"parallel", "stacked"}
+        Parallel: the output reads the crosses and the MLP of ``x0`` side by side; stacked:
+        the MLP reads the crosses' output.
+    hidden : sequence of int
+        Hidden layer widths of the deep part.
+    embed_dim : int
+        Embedding size of each categorical field.
+    dropout : float
+    batch_norm : bool
+    epochs, batch_size, lr, weight_decay, patience, device, progress
+        Training (early stopping on valid AUC when valid is given).
+    """
+
+    search_space = {"n_cross": [1, 2, 3], "hidden": [(64, 32), (128, 64, 32)],
+                    "lr": [1e-2, 1e-3, 1e-4], "structure": ["parallel", "stacked"]}
+
+    def __init__(self, n_cross: int = 3, rank: int = 0, structure: str = "parallel",
+                 hidden: Sequence[int] = (128, 64, 32), embed_dim: int = 8,
+                 dropout: float = 0.0, batch_norm: bool = False, epochs: int = 50,
+                 batch_size: int = 256, lr: float = 1e-3, weight_decay: float = 0.0,
+                 patience: int = 5, device: str = "auto", progress: bool = False) -> None:
+        self.n_cross = n_cross
+        self.rank = rank
+        self.structure = structure
+        self.hidden = tuple(int(h) for h in hidden)
+        self.embed_dim = embed_dim
+        self.dropout = dropout
+        self.batch_norm = batch_norm
+        self.epochs = epochs
+        self.batch_size = batch_size
+        self.lr = lr
+        self.weight_decay = weight_decay
+        self.patience = patience
+        self.device = device
+        self.progress = progress
+
+    def _build(self, schema: FeatureSchema) -> CTRModule:
+        if self.structure not in STRUCTURES:
+            raise ValueError(f"structure must be one of {STRUCTURES}, got {self.structure!r}")
+        if self.n_cross < 0:
+            raise ValueError(f"n_cross must be >= 0, got {self.n_cross}")
+        return _DCNModule(schema, self.hidden, self.embed_dim, self.n_cross, self.rank,
+                          self.structure, self.dropout, self.batch_norm)

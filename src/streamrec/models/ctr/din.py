@@ -1,0 +1,168 @@
+"""Deep Interest Network click model (Zhou et al., 2018): the user's history is pooled with
+weights that depend on the candidate item, so the user's interest representation differs per
+candidate.
+
+Needs impressions with user histories: ``CTRData.history`` (N, L) item codes right-aligned
+with 0 padding, and ``schema.item_field``, the categorical field holding the candidate item in
+the same code space. History items and the candidate share one item table
+(``schema.n_history_items`` × k). The local activation unit, an MLP over
+``[h, c, h − c, h ⊙ c]`` of a history item ``h`` and the candidate ``c``, scores every
+history position; padding scores 0 and, as in the paper, the scores are not softmax-normalised
+(they keep the intensity of the interest). The weighted sum of the history is the interest
+vector; an MLP reads ``[dense ; categorical embeddings ; interest ; candidate]``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import ClassVar, Self
+
+import numpy as np
+import torch
+from torch import Tensor, nn
+
+from streamrec.data.ctr import CTRData, FeatureSchema
+from streamrec.models.ctr.base import CTRModule, TorchCTRModel
+from streamrec.models.ctr.layers import MLP, FieldEmbedding
+from streamrec.models.neural.layers import lookup
+from streamrec.models.registry import register
+
+__all__ = ["DIN", "LocalActivationPooling"]
+
+
+class LocalActivationPooling(nn.Module):
+    """DIN's attention pooling: weights from an MLP over ``[h, c, h − c, h ⊙ c]``, padding
+    masked to 0, no softmax; the weighted sum of the history.
+
+    Parameters
+    ----------
+    dim : int
+        Embedding size ``k``.
+    hidden : sequence of int
+        Hidden widths of the activation unit.
+    """
+
+    def __init__(self, dim: int, hidden: Sequence[int]) -> None:
+        super().__init__()
+        self.mlp = MLP(4 * dim, hidden)
+        self.score = nn.Linear(self.mlp.out_dim, 1)
+
+    def weights(self, h: Tensor, c: Tensor, mask: Tensor) -> Tensor:
+        """Attention weights (B, L) of history ``h`` (B, L, k) for candidate ``c`` (B, k);
+        ``mask`` (B, L) is True at real (non-padding) positions."""
+        c = c.unsqueeze(1).expand_as(h)  # (B, L, k)
+        unit_in = torch.cat([h, c, h - c, h * c], dim=-1)  # (B, L, 4k)
+        w = self.score(self.mlp(unit_in)).squeeze(-1)  # (B, L)
+        return w * mask  # (B, L): padding weighs 0
+
+    def forward(self, h: Tensor, c: Tensor, mask: Tensor) -> Tensor:
+        w = self.weights(h, c, mask)  # (B, L)
+        return torch.bmm(w.unsqueeze(1), h).squeeze(1)  # (B, k)
+
+
+class _DINModule(CTRModule):
+    def __init__(self, schema: FeatureSchema, att_hidden: Sequence[int],
+                 hidden: Sequence[int], embed_dim: int, dropout: float,
+                 batch_norm: bool) -> None:
+        super().__init__()
+        _require_history_schema(schema)
+        self.item_col = schema.categorical.index(schema.item_field)
+        self.n_items = schema.n_history_items
+        # codes of the candidate field beyond the history's code space are unknown (0)
+        self.clip = schema.cardinalities[self.item_col] > self.n_items
+        self.items = nn.Embedding(self.n_items, embed_dim)
+        nn.init.normal_(self.items.weight, std=0.01)
+        self.embed = FieldEmbedding(schema, embed_dim, with_dense=False)
+        self.attention = LocalActivationPooling(embed_dim, att_hidden)
+        in_dim = schema.n_dense + schema.n_categorical * embed_dim + 2 * embed_dim
+        self.mlp = MLP(in_dim, hidden, dropout, batch_norm)
+        self.out = nn.Linear(self.mlp.out_dim, 1)
+
+    def forward(self, dense: Tensor, cat: Tensor, hist: Tensor | None) -> Tensor:
+        if hist is None:  # no histories: every position is padding
+            hist = cat.new_zeros(cat.shape[0], 1)  # (B, 1)
+        cand = cat[:, self.item_col]  # (B,)
+        if self.clip:
+            cand = torch.where(cand < self.n_items, cand, 0)  # (B,)
+        c = lookup(self.items, cand)  # (B, k)
+        h = lookup(self.items, hist)  # (B, L, k)
+        interest = self.attention(h, c, hist != 0)  # (B, k)
+        fields = self.embed(dense, cat).flatten(1)  # (B, C·k)
+        x = torch.cat([dense, fields, interest, c], dim=1)  # (B, D + C·k + 2k)
+        return self.out(self.mlp(x)).squeeze(-1)  # (B,)
+
+
+def _require_history_schema(schema: FeatureSchema) -> None:
+    if schema.item_field is None or schema.n_history_items < 1:
+        raise ValueError("DIN needs impressions with user histories: a FeatureSchema with "
+                         "item_field (the candidate item's categorical field) and "
+                         f"n_history_items > 0, got item_field={schema.item_field!r}, "
+                         f"n_history_items={schema.n_history_items}; build the CTRData with "
+                         "history=... or use a model without histories (e.g. deepfm)")
+
+
+@register("din", kind="ctr")
+class DIN(TorchCTRModel):
+    """Deep Interest Network: candidate-aware attention pooling of the user's history.
+
+    Parameters
+    ----------
+    att_hidden : sequence of int
+        Hidden widths of the local activation unit.
+    hidden : sequence of int
+        Hidden widths of the final MLP.
+    embed_dim : int
+        Size of the item embeddings (history and candidate) and of each categorical field's.
+    dropout : float
+    batch_norm : bool
+    epochs, batch_size, lr, weight_decay, patience, device, progress
+        Training (early stopping on valid AUC when valid is given).
+
+    Notes
+    -----
+    ``fit`` needs ``train.history``; at prediction a ``CTRData`` without history is scored as
+    if every history were empty.
+    """
+
+    #: fit needs ``CTRData.history`` and ``schema.item_field`` (read by the conformance suite)
+    requires_history: ClassVar[bool] = True
+    search_space = {"att_hidden": [(32,), (64, 16)], "hidden": [(64, 32), (128, 64, 32)],
+                    "lr": [1e-2, 1e-3, 1e-4], "dropout": [0.0, 0.2]}
+
+    def __init__(self, att_hidden: Sequence[int] = (64, 16),
+                 hidden: Sequence[int] = (128, 64, 32), embed_dim: int = 8,
+                 dropout: float = 0.0, batch_norm: bool = False, epochs: int = 50,
+                 batch_size: int = 256, lr: float = 1e-3, weight_decay: float = 0.0,
+                 patience: int = 5, device: str = "auto", progress: bool = False) -> None:
+        self.att_hidden = tuple(int(h) for h in att_hidden)
+        self.hidden = tuple(int(h) for h in hidden)
+        self.embed_dim = embed_dim
+        self.dropout = dropout
+        self.batch_norm = batch_norm
+        self.epochs = epochs
+        self.batch_size = batch_size
+        self.lr = lr
+        self.weight_decay = weight_decay
+        self.patience = patience
+        self.device = device
+        self.progress = progress
+
+    def fit(self, train: CTRData, *, valid: CTRData | None = None,
+            rng: np.random.Generator | int | None = None) -> Self:
+        if isinstance(train, CTRData):
+            _require_history_schema(train.schema)
+            if train.history is None:
+                raise ValueError("DIN needs impressions with user histories: train.history is "
+                                 "None; build the CTRData with history=... (N, L) item codes")
+        return super().fit(train, valid=valid, rng=rng)
+
+    def _check_data(self, data: CTRData) -> None:
+        super()._check_data(data)
+        if data.history is not None and data.schema.n_history_items > self.schema_.n_history_items:
+            raise ValueError(f"history codes reach {data.schema.n_history_items - 1}, the model "
+                             f"knows {self.schema_.n_history_items} item codes: encode new data "
+                             "with the encoders fitted on train")
+
+    def _build(self, schema: FeatureSchema) -> CTRModule:
+        return _DINModule(schema, self.att_hidden, self.hidden, self.embed_dim, self.dropout,
+                          self.batch_norm)

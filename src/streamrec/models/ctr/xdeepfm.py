@@ -1,0 +1,147 @@
+"""xDeepFM click model (Lian et al., 2018): a linear part, a Compressed Interaction Network
+(CIN: explicit, vector-wise feature interactions of bounded degree) and an MLP (implicit
+interactions) over one shared field embedding, logits summed.
+
+CIN layer ``l`` forms every product of its ``H_{l-1}`` feature maps with the ``m`` input
+fields, elementwise along the embedding axis, and compresses the ``H_{l-1}·m`` products to
+``H_l`` maps with a 1×1 convolution (a linear map, no activation, as in the paper's code)::
+
+    z = x_{l-1}[:, :, None, :] * x0[:, None, :, :]   # (B, H_{l-1}, m, k)
+    x_l = conv1d(z.reshape(B, H_{l-1}·m, k))         # (B, H_l, k)
+
+With ``split_half`` (the paper's code) half of each hidden layer's maps feed the next layer and
+half go to the output; every output map is sum-pooled over ``k`` and a linear layer reads them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+from torch import Tensor, nn
+
+from streamrec.data.ctr import FeatureSchema
+from streamrec.models.ctr.base import CTRModule, TorchCTRModel
+from streamrec.models.ctr.layers import MLP, FieldEmbedding, FirstOrder
+from streamrec.models.registry import register
+
+__all__ = ["CIN", "XDeepFM"]
+
+
+class CIN(nn.Module):
+    """Compressed Interaction Network: (B, m, k) field embeddings -> (B, out_dim) pooled maps.
+
+    Parameters
+    ----------
+    n_fields : int
+        ``m``, the number of input fields.
+    layer_sizes : sequence of int
+        Feature maps ``H_l`` per layer (even, except the last, when ``split_half``).
+    split_half : bool
+        Send half of each hidden layer's maps to the output and half to the next layer.
+
+    Attributes
+    ----------
+    out_dim : int
+        ``sum(H_l // 2 for hidden layers) + H_last`` with ``split_half``, else ``sum(H_l)``.
+    """
+
+    def __init__(self, n_fields: int, layer_sizes: Sequence[int], split_half: bool = True) -> None:
+        super().__init__()
+        sizes = [int(s) for s in layer_sizes]
+        if not sizes or min(sizes) < 1:
+            raise ValueError(f"cin_layers must be positive widths, got {tuple(layer_sizes)}")
+        self.convs = nn.ModuleList()
+        self.splits: list[int] = []  # maps passed on to the next layer (0 = the last layer)
+        prev, out_dim = n_fields, 0
+        for i, size in enumerate(sizes):  # a loop over layers
+            self.convs.append(nn.Conv1d(prev * n_fields, size, kernel_size=1))
+            half = split_half and i < len(sizes) - 1
+            if half and size % 2:
+                raise ValueError(f"with split_half every CIN layer but the last needs an even "
+                                 f"width, got {tuple(sizes)}")
+            self.splits.append(size // 2 if half else size)
+            out_dim += size // 2 if half else size
+            prev = size // 2 if half else size
+        self.out_dim = out_dim
+
+    def forward(self, x0: Tensor) -> Tensor:
+        b, m, k = x0.shape
+        x, pooled = x0, []
+        for conv, keep in zip(self.convs, self.splits, strict=True):  # a loop over layers
+            z = (x.unsqueeze(2) * x0.unsqueeze(1)).reshape(b, -1, k)  # (B, H·m, k)
+            h = conv(z)  # (B, H_l, k)
+            if keep < h.shape[1]:
+                x, out = h.split([keep, h.shape[1] - keep], dim=1)  # (B, H_l/2, k) each
+            else:
+                x = out = h  # (B, H_l, k)
+            pooled.append(out.sum(dim=2))  # (B, H_out)
+        return torch.cat(pooled, dim=1)  # (B, out_dim)
+
+
+class _XDeepFMModule(CTRModule):
+    def __init__(self, schema: FeatureSchema, cin_layers: Sequence[int], split_half: bool,
+                 hidden: Sequence[int], embed_dim: int, dropout: float,
+                 batch_norm: bool) -> None:
+        super().__init__()
+        self.linear = FirstOrder(schema)
+        self.embed = FieldEmbedding(schema, embed_dim)
+        n_fields = self.embed.n_fields
+        self.cin = CIN(n_fields, cin_layers, split_half) if n_fields else None
+        self.cin_out = nn.Linear(self.cin.out_dim, 1) if self.cin is not None else None
+        self.mlp = MLP(n_fields * embed_dim, hidden, dropout, batch_norm)
+        self.out = nn.Linear(self.mlp.out_dim, 1)
+
+    def forward(self, dense: Tensor, cat: Tensor, hist: Tensor | None) -> Tensor:
+        e = self.embed(dense, cat)  # (B, F, k): categorical then dense fields
+        logit = self.linear(dense, cat)  # (B,)
+        if self.cin is not None:
+            logit = logit + self.cin_out(self.cin(e)).squeeze(-1)  # (B, out_dim) -> (B,)
+        return logit + self.out(self.mlp(e.flatten(1))).squeeze(-1)  # (B,)
+
+
+@register("xdeepfm", kind="ctr")
+class XDeepFM(TorchCTRModel):
+    """xDeepFM: linear part + CIN + MLP over a shared field embedding.
+
+    Parameters
+    ----------
+    cin_layers : sequence of int
+        Feature maps per CIN layer.
+    split_half : bool
+        Half of each hidden CIN layer's maps go to the output, half to the next layer.
+    hidden : sequence of int
+        Hidden layer widths of the MLP.
+    embed_dim : int
+        Size of each field's embedding (dense features included, as ``x_d · v_d``).
+    dropout : float
+    batch_norm : bool
+    epochs, batch_size, lr, weight_decay, patience, device, progress
+        Training (early stopping on valid AUC when valid is given).
+    """
+
+    search_space = {"cin_layers": [(32, 32), (64, 64), (128, 128)],
+                    "hidden": [(64, 32), (128, 64, 32)], "lr": [1e-2, 1e-3, 1e-4]}
+
+    def __init__(self, cin_layers: Sequence[int] = (64, 64), split_half: bool = True,
+                 hidden: Sequence[int] = (128, 64, 32), embed_dim: int = 8,
+                 dropout: float = 0.0, batch_norm: bool = False, epochs: int = 50,
+                 batch_size: int = 256, lr: float = 1e-3, weight_decay: float = 0.0,
+                 patience: int = 5, device: str = "auto", progress: bool = False) -> None:
+        self.cin_layers = tuple(int(h) for h in cin_layers)
+        self.split_half = split_half
+        self.hidden = tuple(int(h) for h in hidden)
+        self.embed_dim = embed_dim
+        self.dropout = dropout
+        self.batch_norm = batch_norm
+        self.epochs = epochs
+        self.batch_size = batch_size
+        self.lr = lr
+        self.weight_decay = weight_decay
+        self.patience = patience
+        self.device = device
+        self.progress = progress
+
+    def _build(self, schema: FeatureSchema) -> CTRModule:
+        return _XDeepFMModule(schema, self.cin_layers, self.split_half, self.hidden,
+                              self.embed_dim, self.dropout, self.batch_norm)
