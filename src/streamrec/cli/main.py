@@ -37,6 +37,9 @@ data_app = typer.Typer(
     no_args_is_help=True,
 )
 app.add_typer(data_app, name="data")
+from streamrec.cli.features import features_app  # noqa: E402  (light: typer and rich only)
+
+app.add_typer(features_app, name="features")
 
 
 class BadRows(StrEnum):
@@ -516,6 +519,8 @@ def _ctr_benchmark(data: str, out: Path, protocol: str, names: tuple[str, ...], 
     bcfg = BenchmarkConfig(models=names, seeds=seeds, tune=tune, tune_metric="auc",
                            max_trials=max_trials, params=fixed, against=refs)
     done = load_runs(out) if resume else []
+    if done:
+        console.print(f"resuming: {len(done)} earlier test fit(s) in {out / 'results.json'}")
     with progress_bar("benchmark") as cb:
         result = run_ctr_benchmark(sp, bcfg, protocol=protocol, data=data,
                                    progress=lambda what, d, total: cb(d, total, what),
