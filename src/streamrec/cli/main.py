@@ -40,6 +40,9 @@ app.add_typer(data_app, name="data")
 from streamrec.cli.features import features_app  # noqa: E402  (light: typer and rich only)
 
 app.add_typer(features_app, name="features")
+from streamrec.cli.report import report_app  # noqa: E402  (light: typer and rich only)
+
+app.add_typer(report_app, name="report")
 
 
 class BadRows(StrEnum):
@@ -499,9 +502,9 @@ def _ctr_benchmark(data: str, out: Path, protocol: str, names: tuple[str, ...], 
                    refs: tuple[str, ...], seeds: int, tune: bool, max_trials: int, metric: str,
                    resume: bool) -> None:
     """The click-prediction branch of ``benchmark``."""
-    from streamrec.data.spec import parse_spec
+    from streamrec.data.spec import SpecError
     from streamrec.eval.benchmark import BenchmarkConfig
-    from streamrec.eval.ctr import ctr_split, load_ctr_data, run_ctr_benchmark
+    from streamrec.eval.ctr import load_ctr_split, run_ctr_benchmark
     from streamrec.eval.report import (
         ctr_leaderboard,
         fmt_ci,
@@ -512,10 +515,12 @@ def _ctr_benchmark(data: str, out: Path, protocol: str, names: tuple[str, ...], 
     )
 
     metric = metric if metric in ("auc", "logloss", "ap", "ece") else "auc"
-    with spinner(f"loading {data}"):
-        ctr_data = load_ctr_data(data)
-    ratios = (0.8, 0.1, 0.1) if parse_spec(data).kind in ("recbole", "movielens") else None
-    sp = ctr_split(ctr_data, protocol, ratios=ratios)
+    with spinner(f"loading {data} (features fitted on train only)"):
+        try:
+            sp = load_ctr_split(data, protocol)
+        except (SpecError, FileNotFoundError, ValueError) as exc:
+            err_console.print(f"[bold red]error:[/] {escape(str(exc))}", soft_wrap=True)
+            raise typer.Exit(2) from None
     bcfg = BenchmarkConfig(models=names, seeds=seeds, tune=tune, tune_metric="auc",
                            max_trials=max_trials, params=fixed, against=refs)
     done = load_runs(out) if resume else []

@@ -10,7 +10,10 @@ models, e.g. ``logistic,deepfm``). Data per SPEC:
 - ``recbole:DIR`` / ``movielens:DIR``: MovieLens as CTR — every rating is an impression,
   rating ≥ 4 a click; user and item ids, the users' and items' side columns (categorical
   codes, bucketed and standardised numbers, genres as 0/1 columns) as features
-  (:func:`movielens_ctr`).
+  (:func:`movielens_ctr`);
+- ``synthetic[:users=..,items=..,days=..]``: the StreamRec world's impressions, labelled by
+  clicks, with the 20 point-in-time StreamRec features, the candidate item, the hashed user
+  and the user's last 20 clicked items (for DIN); 80/10/10.
 
 Protocols: ``random`` (rows shuffled with seed 42, 70/15/15 for train/valid/test; 80/10/10 on
 MovieLens, as RecBole's context-aware quick start) and ``temporal`` (oldest rows train,
@@ -32,7 +35,7 @@ from streamrec.eval.protocol import EvalResult
 from streamrec.models.registry import available, create, get_class
 
 __all__ = ["CTR_METRICS", "CTR_PROTOCOLS", "ctr_metrics", "ctr_split", "is_ctr_task",
-           "load_ctr_data", "movielens_ctr", "run_ctr_benchmark"]
+           "load_ctr_split", "movielens_ctr", "run_ctr_benchmark"]
 
 CTR_PROTOCOLS = ("random", "temporal")
 CTR_METRICS = ("auc", "logloss", "ap", "ece")
@@ -59,21 +62,48 @@ def ctr_metrics(labels: np.ndarray, probs: np.ndarray) -> dict[str, float]:
 
 
 # ---------------------------------------------------------------------------- data
-def load_ctr_data(data: str, *, progress: Callable[[int, int], None] | None = None) -> CTRData:
-    """The impressions a data SPEC names (see the module docstring)."""
-    from streamrec.data.spec import SpecError, click_config_from_options, parse_spec
+def load_ctr_split(data: str, protocol: str, *,
+                   progress: Callable[[int, int], None] | None = None) -> CTRSplit:
+    """The train/valid/test impressions a data SPEC names (see the module docstring).
+
+    ``synthetic[:users=..]`` builds the StreamRec world's impressions with the 20 features
+    (:func:`streamrec.features.streamrec.streamrec_impressions`), splits the rows, then fits
+    the encoders on the train rows only and applies them unchanged to valid and test.
+    """
+    from streamrec.data.spec import (
+        SpecError,
+        click_config_from_options,
+        parse_spec,
+        world_config_from_options,
+    )
 
     spec = parse_spec(data)
     if spec.kind == "synthetic-clicks":
         from streamrec.data.synthetic.clicks import generate_clicks
 
-        return generate_clicks(click_config_from_options(spec.options))
+        return ctr_split(generate_clicks(click_config_from_options(spec.options)), protocol)
     if spec.kind in ("recbole", "movielens"):
         from streamrec.data.pipeline import prepare
 
-        return movielens_ctr(prepare(data).dataset)
-    raise SpecError(f"click prediction reads synthetic-clicks, recbole:DIR or movielens:DIR "
-                    f"data, not {spec.kind!r}")
+        return ctr_split(movielens_ctr(prepare(data).dataset), protocol, ratios=(0.8, 0.1, 0.1))
+    if spec.kind == "synthetic":
+        from streamrec.data.synthetic.world import generate_world
+        from streamrec.features.streamrec import streamrec_encoder, streamrec_impressions
+
+        world = generate_world(world_config_from_options(spec.options), progress=progress)
+        frame = streamrec_impressions(world)
+        if protocol == "temporal":
+            frame = frame.sort("timestamp", maintain_order=True)
+            order = np.arange(frame.height)
+        else:
+            order = np.random.default_rng(42).permutation(frame.height)
+        cuts = np.round(np.array([0.8, 0.9]) * frame.height).astype(int)
+        parts = [frame[np.sort(idx) if protocol == "random" else idx]
+                 for idx in np.split(order, cuts)]
+        encoder = streamrec_encoder(parts[0])
+        return CTRSplit(*(encoder.transform(part) for part in parts))
+    raise SpecError(f"click prediction reads synthetic-clicks, synthetic (StreamRec "
+                    f"impressions), recbole:DIR or movielens:DIR data, not {spec.kind!r}")
 
 
 def movielens_ctr(dataset: Any, threshold: float = 4.0) -> CTRData:

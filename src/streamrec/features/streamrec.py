@@ -19,7 +19,7 @@ Conventions
   (strictly) of the impression at ``t``. Static attributes (tier, sign-up time, release time,
   length, category, creator) are known in advance and read from the users/items tables; the
   impression's own platform is known at request time.
-* **Collaborative score and its cutoff.** An implicit ALS model (``ials`` from the registry)
+* **Collaborative score and its cutoff.** An implicit ALS model (the registry's ``ials``)
   is trained on the clicks with ``timestamp < mf_cutoff``, and only impressions with
   ``timestamp >= mf_cutoff`` are returned, so every MF training event is strictly before
   every impression it scores. By default ``mf_cutoff`` is the time ``mf_share`` (0.3) of the
@@ -30,7 +30,43 @@ Conventions
   fixed priors from :class:`FeatureConfig` (not fitted on the data, so no future leaks into a
   prior); a first impression gets the prior.
 
-Everything is vectorised: each keyed counter is a prefix sum over events sorted by
+The features
+------------
+"Past" = the events with ``timestamp < t``; "w" a prior weight and "p" a prior of
+:class:`FeatureConfig`; logs are natural.
+
+==============================  =============================================================
+user_activity_level             past events of the user / distinct (UTC) days with one
+user_session_count              distinct sessions of the user with a past event
+user_avg_session_length         minutes: sum over those sessions of (last - first past event)
+                                / their number (the current session truncated at ``t``)
+user_content_diversity          entropy (nats) of the categories of the user's past plays
+user_recency                    log1p(seconds since the user's previous event), with none
+                                log1p(seconds since sign-up)
+user_subscription_tier          users.tier (String)
+user_platform                   the impression's platform, else users.platform (String)
+user_tenure_days                days since users.signup_ts (>= 0)
+item_popularity                 log1p(past plays of the item, all users)
+item_freshness                  days since items.release_ts (>= 0)
+item_creator_reputation         (past clicks + w p) / (past impressions + w) over the
+                                creator's items
+item_length_minutes             items.length_seconds / 60 (null when unknown)
+item_engagement_rate            (past clicks + w p) / (past impressions + w) of the item
+item_completion_rate            (sum of past completions + w p_c) / (past plays + w)
+item_trending_score             log((plays in [t - 1 d, t) + 1) / (plays in [t - 7 d, t) / 7 + 1))
+category_match                  (user's past plays in the item's category + w_c / K)
+                                / (user's past plays + w_c), K categories
+time_of_day_sin, _cos           sin / cos of 2 pi (seconds since UTC midnight) / 86400
+historical_ctr_user_category    (user's past clicks in the category + w_u p)
+                                / (user's past impressions in the category + w_u)
+collaborative_score             user . item factors of ials on clicks before ``mf_cutoff``
+                                (0 for a user or item it never saw)
+==============================  =============================================================
+
+The events are used as given: deduplicate them (:func:`streamrec_impressions` does) and drop
+bots first (``streamrec.data.clean``) if their clicks should not count.
+
+Everything is vectorised: each keyed counter is a per-key running sum over events sorted by
 (key, time), queried with ``numpy.searchsorted`` (see :class:`_Timeline`); no Python loop per
 impression, user or item.
 """
@@ -131,7 +167,7 @@ class FeatureConfig:
         Seed of the MF fit.
     """
 
-    prior_ctr: float = 0.2
+    prior_ctr: float = 0.1
     prior_completion: float = 0.5
     item_prior_weight: float = 20.0
     user_prior_weight: float = 5.0
@@ -297,8 +333,8 @@ def streamrec_features(events: pl.DataFrame, users: pl.DataFrame, items: pl.Data
     # --- user: activity, sessions, diversity, recency
     user_cols = _user_event_values(ev, ev_u, ev_uc)
     tl_user = _Timeline(ev_u, ev_t, user_cols)
-    lo, hi = tl_user.bounds(q_u, q_t)
-    n_ev, n_sess, n_days, gap_sum, n_play, s_nlogn = tl_user.sums(lo, hi).T
+    lo, hi, _ = tl_user.bounds(q_u, q_t)
+    n_ev, n_sess, n_days, gap_sum, n_play, s_nlogn = tl_user.prefix(lo, hi).T
     out["user_activity_level"] = n_ev / np.maximum(n_days, 1.0)
     out["user_session_count"] = n_sess
     out["user_avg_session_length"] = gap_sum / np.maximum(n_sess, 1.0) / 60.0
@@ -308,27 +344,30 @@ def streamrec_features(events: pl.DataFrame, users: pl.DataFrame, items: pl.Data
     prev_t = tl_user.last_time(lo, hi)  # -1 when the user has no earlier event
     # --- user x category
     tl_uc = _Timeline(ev_uc, ev_t, np.stack([is_imp, is_click, is_play], axis=1))
-    imp_uc, click_uc, play_uc = tl_uc.sums(*tl_uc.bounds(q_uc, q_t)).T
+    imp_uc, click_uc, play_uc = tl_uc.prefix(*tl_uc.bounds(q_uc, q_t)[:2]).T
     w_c = cfg.category_prior_weight
     out["category_match"] = (play_uc + w_c / n_categories) / (n_play + w_c)
     w_u = cfg.user_prior_weight
     out["historical_ctr_user_category"] = (click_uc + w_u * cfg.prior_ctr) / (imp_uc + w_u)
     # --- item
     tl_item = _Timeline(ev_i, ev_t, np.stack([is_imp, is_click, is_play, completion], axis=1))
-    lo_i, hi_i = tl_item.bounds(q_i, q_t)
-    imp_i, click_i, play_i, comp_i = tl_item.sums(lo_i, hi_i).T
+    lo_i, hi_i, q_order = tl_item.bounds(q_i, q_t)
+    imp_i, click_i, play_i, comp_i = tl_item.prefix(lo_i, hi_i).T
     w_i = cfg.item_prior_weight
     out["item_popularity"] = np.log1p(play_i)
     out["item_engagement_rate"] = (click_i + w_i * cfg.prior_ctr) / (imp_i + w_i)
     out["item_completion_rate"] = (comp_i + w_i * cfg.prior_completion) / (play_i + w_i)
-    short = play_i - tl_item.sums(lo_i, tl_item.upper(q_i, q_t - cfg.trending_short))[:, 2]
-    long = play_i - tl_item.sums(lo_i, tl_item.upper(q_i, q_t - cfg.trending_long))[:, 2]
+    # plays in [t - window, t): all plays before t minus those before t - window
+    hi_short = tl_item.upper(q_i, q_t - cfg.trending_short, q_order)
+    hi_long = tl_item.upper(q_i, q_t - cfg.trending_long, q_order)
+    short = play_i - tl_item.prefix(lo_i, hi_short)[:, 2]
+    long = play_i - tl_item.prefix(lo_i, hi_long)[:, 2]
     ratio = cfg.trending_short / cfg.trending_long
     out["item_trending_score"] = np.log((short + 1.0) / (long * ratio + 1.0))
     # --- creator
     ev_c, q_c = _int_keys(ev["__creator"], q["__creator"], "creator_id")
     tl_creator = _Timeline(ev_c, ev_t, np.stack([is_imp, is_click], axis=1))
-    imp_c, click_c = tl_creator.sums(*tl_creator.bounds(q_c, q_t)).T
+    imp_c, click_c = tl_creator.prefix(*tl_creator.bounds(q_c, q_t)[:2]).T
     out["item_creator_reputation"] = np.where(
         q_c > 0, (click_c + w_i * cfg.prior_ctr) / (imp_c + w_i), cfg.prior_ctr)
     # --- time of day
@@ -403,11 +442,13 @@ def streamrec_encoder(train: pl.DataFrame, *, ids: bool = True, user_hash_bucket
 
 # ---------------------------------------------------------------------------- internals
 class _Timeline:
-    """Events keyed by an integer, sorted by (key, time), with prefix sums of value columns.
+    """Events keyed by an integer, sorted by (key, time), with per-key running sums.
 
     A query (key ``k``, time ``t``) covers the events of ``k`` with time ``< t``: positions
     ``[lo, hi)`` of the sorted events, found by ``searchsorted`` on the sort key
-    ``k << 34 | t``; sums over them are differences of the prefix sums.
+    ``k << 34 | t``. The running sums restart at every key (polars ``cum_sum().over``), so a
+    key's sums never depend on other keys' events, nor on events after ``t``: appending
+    future events changes no result, not even in the last bit.
 
     Parameters
     ----------
@@ -423,24 +464,41 @@ class _Timeline:
         order = np.argsort(sort_key, kind="stable")
         self.sort_key = sort_key[order]
         self.order = order
-        vals = np.asarray(values, dtype=np.float64)
-        self.cum = np.zeros((len(order) + 1, vals.shape[1]), np.float64)
-        np.cumsum(vals[order], axis=0, out=self.cum[1:])
+        vals = np.asarray(values, dtype=np.float64)[order]
+        self.running = np.zeros(vals.shape, np.float64)
+        if vals.size:
+            frame = pl.DataFrame({"__k": self.sort_key >> _TS_BITS,
+                                  **{f"v{j}": vals[:, j] for j in range(vals.shape[1])}})
+            running = frame.select(pl.exclude("__k").cum_sum().over("__k"))
+            self.running[:] = running.to_numpy().reshape(vals.shape)
 
-    def bounds(self, keys: np.ndarray, rel_ts: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """``(lo, hi)``, each shape (Q,): the sorted positions of the key's events before t."""
+    def bounds(self, keys: np.ndarray, rel_ts: np.ndarray,
+               ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """``(lo, hi, order)``: ``lo``/``hi`` (Q,) are the sorted positions of the key's events
+        before t (``lo``: where the key's events start); ``order`` (Q,) sorts the queries by
+        (key, t), to pass on to :meth:`upper` for the same keys (binary searches of sorted
+        queries are ~10x faster: cache-friendly)."""
         base = keys.astype(np.int64) << _TS_BITS
-        lo = np.searchsorted(self.sort_key, base, side="left")
-        return lo, self.upper(keys, rel_ts)
+        query = base | np.maximum(rel_ts, 0).astype(np.int64)
+        order = np.argsort(query, kind="stable")
+        return self._search(base, order), self._search(query, order), order
 
-    def upper(self, keys: np.ndarray, rel_ts: np.ndarray) -> np.ndarray:
-        """``hi`` of :meth:`bounds`, shape (Q,); times before the origin count nothing."""
+    def upper(self, keys: np.ndarray, rel_ts: np.ndarray, order: np.ndarray) -> np.ndarray:
+        """``hi`` of :meth:`bounds` for other times of the same keys (``order`` from
+        :meth:`bounds`; any shift of the times keeps it sorted); shape (Q,). Times before the
+        origin count nothing."""
         query = (keys.astype(np.int64) << _TS_BITS) | np.maximum(rel_ts, 0).astype(np.int64)
-        return np.searchsorted(self.sort_key, query, side="left")
+        return self._search(query, order)
 
-    def sums(self, lo: np.ndarray, hi: np.ndarray) -> np.ndarray:
-        """Sums of the value columns over ``[lo, hi)``, shape (Q, K)."""
-        return self.cum[hi] - self.cum[lo]
+    def _search(self, query: np.ndarray, order: np.ndarray) -> np.ndarray:
+        out = np.empty(len(query), np.int64)
+        out[order] = np.searchsorted(self.sort_key, query[order], side="left")
+        return out
+
+    def prefix(self, lo: np.ndarray, hi: np.ndarray) -> np.ndarray:
+        """Sums of the value columns over ``[lo, hi)`` (``lo`` a key start), shape (Q, K)."""
+        got = self.running[np.maximum(hi - 1, 0)]
+        return np.where((hi > lo)[:, None], got, 0.0)
 
     def last_time(self, lo: np.ndarray, hi: np.ndarray) -> np.ndarray:
         """Relative time of the last event in ``[lo, hi)``, -1 where empty; shape (Q,)."""
@@ -572,7 +630,7 @@ def _collaborative(ev: pl.DataFrame, imp: pl.DataFrame, cutoff: int,
     """``user_factors . item_factors`` of ials fitted on the clicks before ``cutoff``, per
     impression (0 for users/items the model never saw); shape (n,)."""
     from streamrec.data.interactions import Interactions
-    from streamrec.models.registry import create
+    from streamrec.models.als import ImplicitALS  # the registry's "ials", without importing torch
 
     clicks = ev.filter(pl.col("__click") & (pl.col("timestamp") < cutoff))
     score = np.zeros(imp.height, np.float64)
@@ -582,16 +640,16 @@ def _collaborative(ev: pl.DataFrame, imp: pl.DataFrame, cutoff: int,
     item_ids, ci = np.unique(clicks["item_id"].to_numpy(), return_inverse=True)
     train = Interactions.from_arrays(cu, ci, clicks["timestamp"].to_numpy(),
                                      n_users=len(user_ids), n_items=len(item_ids))
-    model = create("ials", factors=cfg.mf_factors, iterations=cfg.mf_iterations,
-                   regularization=cfg.mf_regularization)
+    model = ImplicitALS(factors=cfg.mf_factors, iterations=cfg.mf_iterations,
+                        regularization=cfg.mf_regularization)
     model.fit(train, rng=np.random.default_rng(cfg.seed))
     uf, vf = model.user_factors_, model.item_factors_
     qu, qi = imp["user_id"].to_numpy(), imp["item_id"].to_numpy()
     pu = np.minimum(np.searchsorted(user_ids, qu), len(user_ids) - 1)
     pi = np.minimum(np.searchsorted(item_ids, qi), len(item_ids) - 1)
     known = (user_ids[pu] == qu) & (item_ids[pi] == qi)
-    dots = np.einsum("nf,nf->n", uf[pu].astype(np.float64), vf[pi].astype(np.float64))
-    score[known] = dots[known]
+    pu, pi = pu[known], pi[known]
+    score[known] = np.einsum("nf,nf->n", uf[pu], vf[pi]).astype(np.float64)
     return score
 
 
@@ -603,7 +661,7 @@ def _history(ev: pl.DataFrame, ev_u: np.ndarray, ev_t: np.ndarray, q_u: np.ndarr
     items = ev["item_id"].to_numpy()[mask].astype(np.int64)
     tl = _Timeline(ev_u[mask], ev_t[mask], np.zeros((int(mask.sum()), 0)))
     sorted_items = items[tl.order]
-    lo, hi = tl.bounds(q_u, q_t)
+    lo, hi, _ = tl.bounds(q_u, q_t)
     start = np.maximum(lo, hi - length)
     lengths = (hi - start).astype(np.int64)
     offsets = np.zeros(len(lengths) + 1, np.int64)
