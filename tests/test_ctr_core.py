@@ -275,3 +275,10 @@ def test_ensembles_average_and_stack(tmp_path: Path):
         create("ensemble", kind="ctr", method="vote").fit(sp.train)
     with pytest.raises(KeyError, match="unknown ctr model"):
         create("ensemble", kind="ctr", members=("logistic", "ease")).fit(sp.train)
+
+
+def test_same_seed_same_click_model_with_dropout():
+    sp = random_split(generate_clicks(ClickConfig(n_samples=800, seed=8)), seed=0)
+    fit = lambda: create("mlp", kind="ctr", epochs=2, hidden=(16,), dropout=0.3).fit(  # noqa: E731
+        sp.train, valid=sp.valid, rng=4).predict_proba(sp.test)
+    np.testing.assert_array_equal(fit(), fit())

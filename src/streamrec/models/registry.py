@@ -39,6 +39,7 @@ BUILTIN_MODULES = (
     "streamrec.models.sequential.sasrec",
     "streamrec.models.ctr.logistic",
     "streamrec.models.ctr.fm",
+    "streamrec.models.ctr.mf",
     "streamrec.models.ctr.mlp",
     "streamrec.models.ctr.wide_deep",
     "streamrec.models.ctr.deepfm",

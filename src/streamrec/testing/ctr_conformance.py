@@ -18,6 +18,7 @@ history to still work.
 
 from __future__ import annotations
 
+import json
 import tempfile
 from collections.abc import Callable, Iterable
 from dataclasses import replace
@@ -25,6 +26,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import torch
 from scipy.special import expit
 
 from streamrec.data.ctr import CTRData, CTRSplit, FeatureSchema, random_split
@@ -51,6 +53,12 @@ CTR_CONFORMANCE_PARAMS: dict[str, dict[str, Any]] = {
     "dcn_v2": {**_FAST, "hidden": (16,), "n_cross": 2},
     "xdeepfm": {**_FAST, "hidden": (16,), "cin_layers": (8, 8)},
     "din": {**_FAST, "hidden": (16,), "att_hidden": (8,)},
+    "mf": {"epochs": 5, "batch_size": 64, "lr": 0.01, "dim": 4, "user_field": "segment",
+           "item_field": "item"},
+    "gbdt": {"n_estimators": 30, "num_leaves": 7, "min_child_samples": 5, "patience": 10,
+             "n_jobs": 1},
+    "ensemble": {"members": ("logistic", "mlp"),
+                 "member_params": {"mlp": {**_FAST, "hidden": (16,)}}},
 }
 
 _N_DENSE, _N_ITEMS, _N_GENRES, _HIST_LEN = 4, 30, 3, 8
@@ -116,6 +124,10 @@ def tiny_ctr_data(seed: int = 0, n: int = 400, with_history: bool = True) -> CTR
     data = CTRData(schema, dense, np.stack([item, segment, device], axis=1), labels=labels,
                    history=hist if with_history else None, truth=truth)
     return random_split(data, seed=seed)
+
+
+def _as_json(params: dict[str, Any]) -> Any:
+    return json.loads(json.dumps(params, default=str))
 
 
 def _without_history(data: CTRData) -> CTRData:
@@ -234,8 +246,11 @@ class _CTRChecker:
             also = CTRModel.load(path) if model.name else loaded
         self.expect(type(loaded) is type(model) and type(also) is type(model), "save/load",
                     f"load gave {type(loaded).__name__}/{type(also).__name__}")
-        self.expect(loaded.get_params() == model.get_params(), "save/load",
-                    f"hyperparameters changed: {loaded.get_params()} != {model.get_params()}")
+        # compared as the manifest stores them (JSON: a tuple nested in a dict comes back as a
+        # list, the same hyperparameter)
+        before, after = _as_json(model.get_params()), _as_json(loaded.get_params())
+        self.expect(after == before, "save/load",
+                    f"hyperparameters changed: {after} != {before}")
         again = loaded.predict_proba(self.split.train)
         np.testing.assert_array_equal(again, probs, err_msg=f"{self.label}: the loaded "
                                       "model's probabilities differ from the saved model's")
@@ -292,6 +307,7 @@ def check_ctr_model(factory: Callable[[], CTRModel], *, name: str = "",
     ``save``/``load`` gives identical probabilities; data with another schema raises
     ValueError; without history it fits and predicts (``requires_history`` models: fit
     raises ValueError, prediction works); two fits with ``rng=0`` agree (stochastic models).
+    Runs with one torch thread (restored afterwards): the data is tiny.
 
     Parameters
     ----------
@@ -309,7 +325,12 @@ def check_ctr_model(factory: Callable[[], CTRModel], *, name: str = "",
     ImportError
         When the model needs an optional extra that is not installed.
     """
-    _CTRChecker(factory, tiny_ctr_data() if data is None else data, name).run()
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # tiny batches: extra threads only add overhead and contention
+    try:
+        _CTRChecker(factory, tiny_ctr_data() if data is None else data, name).run()
+    finally:
+        torch.set_num_threads(threads)
 
 
 def check_all_ctr(names: Iterable[str] | None = None) -> dict[str, str]:

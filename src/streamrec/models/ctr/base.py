@@ -172,11 +172,11 @@ class TorchCTRModel(CTRModel):
             def validate() -> float:
                 return auc(vy, self._predict_logits(valid))
 
-        with seeded(seed):
+        with seeded(seed):  # initialisation and dropout masks both draw from this seed
             self.schema_ = train.schema
             self.module_ = self._build(train.schema)
-        self.history_ = trainer.fit(self.module_, lambda e: batches(e), validate=validate,
-                                    to_device=lambda b, d: b)
+            self.history_ = trainer.fit(self.module_, lambda e: batches(e), validate=validate,
+                                        to_device=lambda b, d: b)
         self.module_.eval()
         return self
 
@@ -186,13 +186,15 @@ class TorchCTRModel(CTRModel):
         dense, cat, hist = self._tensors(data, device)
         out = np.empty(len(data), np.float32)
         was_training = self.module_.training
-        self.module_.eval()
+        if was_training:  # walking the module tree costs ~25 µs: only when needed
+            self.module_.eval()
         with torch.inference_mode():
             for lo in range(0, len(data), batch_size):  # a loop over row blocks
                 hi = lo + batch_size
                 h = None if hist is None else hist[lo:hi]
                 out[lo:hi] = self.module_(dense[lo:hi], cat[lo:hi], h).float().cpu().numpy()
-        self.module_.train(was_training)
+        if was_training:
+            self.module_.train()
         return out
 
     def predict_proba(self, data: CTRData) -> np.ndarray:

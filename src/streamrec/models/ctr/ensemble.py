@@ -55,7 +55,10 @@ class EnsembleCTR(CTRModel):
         self.members = tuple(members)
         self.method = method
         self.weights = None if weights is None else tuple(float(w) for w in weights)
-        self.member_params = dict(member_params or {})
+        # lists (JSON's arrays, e.g. after load) become tuples, as the members' own params
+        self.member_params = {m: {k: tuple(v) if isinstance(v, list) else v
+                                  for k, v in kw.items()}
+                              for m, kw in (member_params or {}).items()}
         self.holdout = holdout
         self.C = C
 

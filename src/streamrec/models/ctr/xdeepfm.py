@@ -1,16 +1,22 @@
 """xDeepFM click model (Lian et al., 2018): a linear part, a Compressed Interaction Network
 (CIN: explicit, vector-wise feature interactions of bounded degree) and an MLP (implicit
-interactions) over one shared field embedding, logits summed.
+interactions) over shared field embeddings, logits summed.
 
 CIN layer ``l`` forms every product of its ``H_{l-1}`` feature maps with the ``m`` input
 fields, elementwise along the embedding axis, and compresses the ``H_{l-1}·m`` products to
-``H_l`` maps with a 1×1 convolution (a linear map, no activation, as in the paper's code)::
+``H_l`` maps with one linear map (the paper's 1×1 convolution; no activation, as in the
+paper's code). Maps are held as (B, k, H), so the compression is a single matrix product::
 
-    z = x_{l-1}[:, :, None, :] * x0[:, None, :, :]   # (B, H_{l-1}, m, k)
-    x_l = conv1d(z.reshape(B, H_{l-1}·m, k))         # (B, H_l, k)
+    z = x_{l-1}[:, :, :, None] * x0[:, :, None, :]   # (B, k, H_{l-1}, m)
+    x_l = linear(z.reshape(B, k, H_{l-1}·m))         # (B, k, H_l)
 
 With ``split_half`` (the paper's code) half of each hidden layer's maps feed the next layer and
 half go to the output; every output map is sum-pooled over ``k`` and a linear layer reads them.
+
+By default (as in DeepCTR) the CIN reads the categorical fields and the dense values go to the
+linear part and the MLP as they are; ``embed_dense=True`` makes every dense feature a field too
+(``x_d · v_d``, as in FuxiCTR), which costs O(F²) per CIN layer: about 4 ms instead of 0.6 ms
+for 200 rows with 20 dense + 4 categorical fields on one CPU core.
 """
 
 from __future__ import annotations
@@ -51,53 +57,57 @@ class CIN(nn.Module):
         sizes = [int(s) for s in layer_sizes]
         if not sizes or min(sizes) < 1:
             raise ValueError(f"cin_layers must be positive widths, got {tuple(layer_sizes)}")
-        self.convs = nn.ModuleList()
-        self.splits: list[int] = []  # maps passed on to the next layer (0 = the last layer)
+        self.layers = nn.ModuleList()
+        self.keep: list[int] = []  # maps passed on to the next layer (all, for the last)
         prev, out_dim = n_fields, 0
         for i, size in enumerate(sizes):  # a loop over layers
-            self.convs.append(nn.Conv1d(prev * n_fields, size, kernel_size=1))
             half = split_half and i < len(sizes) - 1
             if half and size % 2:
                 raise ValueError(f"with split_half every CIN layer but the last needs an even "
                                  f"width, got {tuple(sizes)}")
-            self.splits.append(size // 2 if half else size)
+            self.layers.append(nn.Linear(prev * n_fields, size))
+            self.keep.append(size // 2 if half else size)
             out_dim += size // 2 if half else size
             prev = size // 2 if half else size
         self.out_dim = out_dim
 
     def forward(self, x0: Tensor) -> Tensor:
-        b, m, k = x0.shape
+        x0 = x0.transpose(1, 2)  # (B, k, m)
+        b, k, _ = x0.shape
         x, pooled = x0, []
-        for conv, keep in zip(self.convs, self.splits, strict=True):  # a loop over layers
-            z = (x.unsqueeze(2) * x0.unsqueeze(1)).reshape(b, -1, k)  # (B, H·m, k)
-            h = conv(z)  # (B, H_l, k)
-            if keep < h.shape[1]:
-                x, out = h.split([keep, h.shape[1] - keep], dim=1)  # (B, H_l/2, k) each
+        for layer, keep in zip(self.layers, self.keep, strict=True):  # a loop over layers
+            z = (x.unsqueeze(3) * x0.unsqueeze(2)).reshape(b, k, -1)  # (B, k, H·m)
+            h = layer(z)  # (B, k, H_l)
+            if keep < h.shape[2]:
+                x, out = h.split([keep, h.shape[2] - keep], dim=2)  # (B, k, H_l/2) each
             else:
-                x = out = h  # (B, H_l, k)
-            pooled.append(out.sum(dim=2))  # (B, H_out)
+                x = out = h  # (B, k, H_l)
+            pooled.append(out.sum(dim=1))  # (B, H_out)
         return torch.cat(pooled, dim=1)  # (B, out_dim)
 
 
 class _XDeepFMModule(CTRModule):
     def __init__(self, schema: FeatureSchema, cin_layers: Sequence[int], split_half: bool,
-                 hidden: Sequence[int], embed_dim: int, dropout: float,
+                 embed_dense: bool, hidden: Sequence[int], embed_dim: int, dropout: float,
                  batch_norm: bool) -> None:
         super().__init__()
         self.linear = FirstOrder(schema)
-        self.embed = FieldEmbedding(schema, embed_dim)
+        self.embed = FieldEmbedding(schema, embed_dim, with_dense=embed_dense)
+        self.raw_dense = not embed_dense  # dense values go to the MLP as they are
         n_fields = self.embed.n_fields
         self.cin = CIN(n_fields, cin_layers, split_half) if n_fields else None
         self.cin_out = nn.Linear(self.cin.out_dim, 1) if self.cin is not None else None
-        self.mlp = MLP(n_fields * embed_dim, hidden, dropout, batch_norm)
+        in_dim = n_fields * embed_dim + (schema.n_dense if self.raw_dense else 0)
+        self.mlp = MLP(in_dim, hidden, dropout, batch_norm)
         self.out = nn.Linear(self.mlp.out_dim, 1)
 
     def forward(self, dense: Tensor, cat: Tensor, hist: Tensor | None) -> Tensor:
-        e = self.embed(dense, cat)  # (B, F, k): categorical then dense fields
+        e = self.embed(dense, cat)  # (B, F, k): categorical (then dense) fields
         logit = self.linear(dense, cat)  # (B,)
         if self.cin is not None:
             logit = logit + self.cin_out(self.cin(e)).squeeze(-1)  # (B, out_dim) -> (B,)
-        return logit + self.out(self.mlp(e.flatten(1))).squeeze(-1)  # (B,)
+        deep_in = torch.cat([dense, e.flatten(1)], dim=1) if self.raw_dense else e.flatten(1)
+        return logit + self.out(self.mlp(deep_in)).squeeze(-1)  # (B, [D +] F·k) -> (B,)
 
 
 @register("xdeepfm", kind="ctr")
@@ -110,10 +120,13 @@ class XDeepFM(TorchCTRModel):
         Feature maps per CIN layer.
     split_half : bool
         Half of each hidden CIN layer's maps go to the output, half to the next layer.
+    embed_dense : bool
+        Also make each dense feature a field (``x_d · v_d``) of the CIN and the MLP; else the
+        CIN reads the categorical fields only and the MLP the raw dense values.
     hidden : sequence of int
         Hidden layer widths of the MLP.
     embed_dim : int
-        Size of each field's embedding (dense features included, as ``x_d · v_d``).
+        Size of each field's embedding.
     dropout : float
     batch_norm : bool
     epochs, batch_size, lr, weight_decay, patience, device, progress
@@ -124,12 +137,13 @@ class XDeepFM(TorchCTRModel):
                     "hidden": [(64, 32), (128, 64, 32)], "lr": [1e-2, 1e-3, 1e-4]}
 
     def __init__(self, cin_layers: Sequence[int] = (64, 64), split_half: bool = True,
-                 hidden: Sequence[int] = (128, 64, 32), embed_dim: int = 8,
+                 embed_dense: bool = False, hidden: Sequence[int] = (128, 64, 32), embed_dim: int = 8,
                  dropout: float = 0.0, batch_norm: bool = False, epochs: int = 50,
                  batch_size: int = 256, lr: float = 1e-3, weight_decay: float = 0.0,
                  patience: int = 5, device: str = "auto", progress: bool = False) -> None:
         self.cin_layers = tuple(int(h) for h in cin_layers)
         self.split_half = split_half
+        self.embed_dense = embed_dense
         self.hidden = tuple(int(h) for h in hidden)
         self.embed_dim = embed_dim
         self.dropout = dropout
@@ -143,5 +157,5 @@ class XDeepFM(TorchCTRModel):
         self.progress = progress
 
     def _build(self, schema: FeatureSchema) -> CTRModule:
-        return _XDeepFMModule(schema, self.cin_layers, self.split_half, self.hidden,
-                              self.embed_dim, self.dropout, self.batch_norm)
+        return _XDeepFMModule(schema, self.cin_layers, self.split_half, self.embed_dense,
+                              self.hidden, self.embed_dim, self.dropout, self.batch_norm)
