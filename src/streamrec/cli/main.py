@@ -438,8 +438,8 @@ def benchmark(
     kind = "ctr" if ctr else "ranking"
     unknown = [m for m in names if m not in available(kind)]
     if unknown:
-        err_console.print(f"[bold red]error:[/] unknown {kind} model(s) {', '.join(unknown)}; "
-                          f"available: {', '.join(available(kind))}", soft_wrap=True)
+        err_console.print(f"[bold red]error:[/] unknown model(s) {', '.join(unknown)} for "
+                          f"{kind}; available: {', '.join(available(kind))}", soft_wrap=True)
         raise typer.Exit(2)
     if ctr != (protocol.value in CTR_PROTOCOLS):
         err_console.print(
