@@ -24,7 +24,8 @@ from typing import NamedTuple
 
 import numpy as np
 
-__all__ = ["CTRData", "CTRSplit", "FeatureSchema", "random_split", "temporal_split"]
+__all__ = ["CTRData", "CTRSplit", "FeatureSchema", "random_split", "split_indices",
+           "temporal_split"]
 
 
 @dataclass(frozen=True)
@@ -195,14 +196,19 @@ def _check_ratios(ratios: tuple[float, float, float]) -> np.ndarray:
     return r
 
 
+def split_indices(n: int, ratios: tuple[float, float, float] = (0.7, 0.15, 0.15),
+                  seed: int = 0) -> list[np.ndarray]:
+    """Row indices (ascending) of train, valid and test of :func:`random_split`."""
+    r = _check_ratios(ratios)
+    order = np.random.default_rng(seed).permutation(n)
+    cuts = np.round(np.cumsum(r)[:2] * n).astype(int)
+    return [np.sort(p) for p in np.split(order, cuts)]
+
+
 def random_split(data: CTRData, ratios: tuple[float, float, float] = (0.7, 0.15, 0.15),
                  seed: int = 0) -> CTRSplit:
     """Shuffle rows with ``seed`` and cut them by ``ratios`` (train, valid, test)."""
-    r = _check_ratios(ratios)
-    order = np.random.default_rng(seed).permutation(len(data))
-    cuts = np.round(np.cumsum(r)[:2] * len(data)).astype(int)
-    parts = np.split(order, cuts)
-    return CTRSplit(*(data.take(np.sort(p)) for p in parts))
+    return CTRSplit(*(data.take(p) for p in split_indices(len(data), ratios, seed)))
 
 
 def temporal_split(data: CTRData, ratios: tuple[float, float, float] = (0.8, 0.1, 0.1)) -> CTRSplit:
