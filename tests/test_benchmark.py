@@ -118,3 +118,28 @@ def test_cli_benchmark_fixed_params(tmp_path: Path):
         out = CliRunner().invoke(app, ["benchmark", "--data", SPEC, "--models", "ease", *opts,
                                        "--out", str(tmp_path / "c")])
         assert out.exit_code == 2 and msg in out.output, out.output
+
+
+def test_resume_reuses_matching_fits_and_adds_seeds(split, tmp_path: Path):
+    from streamrec.eval.report import load_runs
+
+    params = {"bprmf": {"epochs": 2, "factors": 8}}
+    first = run_benchmark(split, BenchmarkConfig(models=("pop", "bprmf"), seeds=1,
+                                                 params=params), protocol="temporal_user")
+    write_report(first, tmp_path)
+    done = load_runs(tmp_path)
+    assert [(r.model, r.seed) for r in done] == [("pop", 0), ("bprmf", 0)]
+    np.testing.assert_array_equal(done[1].result.per_user["ndcg@10"],
+                                  first.runs[1].result.per_user["ndcg@10"])
+    checkpoints = []
+    more = run_benchmark(split, BenchmarkConfig(models=("pop", "bprmf"), seeds=2, params=params),
+                         protocol="temporal_user", done=done,
+                         on_run=lambda partial: checkpoints.append(len(partial.runs)))
+    assert [(r.model, r.seed) for r in more.runs] == [("pop", 0), ("bprmf", 0), ("bprmf", 1)]
+    assert more.runs[1] is done[1]  # reused, not refitted
+    assert checkpoints == [3]  # one checkpoint: the one new fit
+    # other hyperparameters: nothing is reused
+    other = run_benchmark(split, BenchmarkConfig(models=("bprmf",), seeds=1,
+                                                 params={"bprmf": {"epochs": 1, "factors": 8}}),
+                          protocol="temporal_user", done=done)
+    assert other.runs[0] is not done[1]
