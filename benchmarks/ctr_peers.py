@@ -28,7 +28,7 @@ import numpy as np
 from streamrec.data.ctr import split_indices
 from streamrec.data.pipeline import prepare
 from streamrec.eval.benchmark import peers_python
-from streamrec.eval.ctr import ctr_metrics, ctr_split, movielens_ctr
+from streamrec.eval.ctr import add_train_profiles, ctr_metrics, ctr_split, movielens_ctr
 from streamrec.models.registry import create
 
 HERE = Path(__file__).resolve().parent
@@ -58,10 +58,15 @@ def main() -> None:
     ap.add_argument("--models", default="logistic:LR,deepfm:DeepFM,dcn_v2:DCNV2")
     ap.add_argument("--params", default="{}", help="StreamRec hyperparameters per model (JSON)")
     ap.add_argument("--no-peers", action="store_true")
+    ap.add_argument("--profiles", action="store_true",
+                    help="StreamRec also gets the train-only count and taste-profile features "
+                    "(RecBole has no such option: the comparison is then not like for like)")
     args = ap.parse_args()
     data_dir = Path(args.data)
     dataset = prepare(f"recbole:{data_dir}").dataset
     sp = ctr_split(movielens_ctr(dataset), "random", ratios=(0.8, 0.1, 0.1))
+    if args.profiles:
+        sp = add_train_profiles(sp)
     params = json.loads(args.params)
     pairs = [m.split(":") for m in args.models.split(",")]
     out: dict[str, object] = {"data": str(data_dir), "rows": [len(p) for p in sp],

@@ -201,6 +201,26 @@ def test_movielens_as_ctr(tmp_path: Path):
     seen = set(sp.train.categorical[:, j])
     assert set(sp.test.categorical[:, j]) <= seen | {0}  # unseen ids -> unknown code
 
+    from streamrec.eval.ctr import add_train_profiles
+
+    prof = add_train_profiles(sp)
+    names = prof.train.schema.dense
+    assert names[:len(d.schema.dense)] == d.schema.dense
+    assert {"user_count", "item_count", "user_share_Drama"} <= set(names)
+    # computed from train rows only: a user's share is the same in every part
+    k = names.index("user_share_Drama")
+    u = d.schema.categorical.index("user_id")
+    by_user = {}
+    for part in prof:  # a loop over train, valid, test
+        for code, v in zip(part.categorical[:, u], part.dense[:, k], strict=True):
+            assert by_user.setdefault(code, v) == v
+    # and it is the share of Drama among the user's train items (standardised)
+    tr = sp.train
+    drama = tr.dense[:, tr.schema.dense.index("item_class=Drama")]
+    raw = np.array([drama[tr.categorical[:, u] == c].mean() for c in tr.categorical[:, u]])
+    z = prof.train.dense[:, k]
+    np.testing.assert_allclose(z, (raw - raw.mean()) / raw.std(), atol=1e-5)
+
 
 # ---------------------------------------------------------------------------- CLI contract
 def test_benchmark_ctr_contract_and_resume(tmp_path: Path):

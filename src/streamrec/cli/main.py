@@ -616,18 +616,20 @@ def _leaderboard_table(result, metric: str, title: str):
 
 @app.command(name="models")
 def list_models() -> None:
-    """List the registered models with their default hyperparameters and tuning grid."""
+    """List the registered models (ranking, then click prediction: task "ctr") with their
+    default hyperparameters and tuning grid."""
     from rich.table import Table
 
     from streamrec.models.registry import available, get_class
 
     t = Table(title="models", title_justify="left")
-    for c in ("name", "class", "defaults", "tuning grid"):
+    for c in ("name", "task", "class", "defaults", "tuning grid"):
         t.add_column(c)
-    for n in available():
-        cls = get_class(n)
-        t.add_row(n, cls.__name__, fmt_params(cls().get_params()),
-                  fmt_params(getattr(cls, "search_space", {})))
+    for kind in ("ranking", "ctr"):  # a loop over the two kinds
+        for n in available(kind):
+            cls = get_class(n, kind)
+            t.add_row(n, kind, cls.__name__, fmt_params(cls().get_params()),
+                      fmt_params(getattr(cls, "search_space", {})))
     console.print(t)
 
 

@@ -10,7 +10,8 @@ models, e.g. ``logistic,deepfm``). Data per SPEC:
 - ``recbole:DIR`` / ``movielens:DIR``: MovieLens as CTR — every rating is an impression,
   rating ≥ 4 a click; user and item ids, the users' and items' side columns (categorical
   codes, bucketed and standardised numbers, genres as 0/1 columns) as features
-  (:func:`movielens_ctr`);
+  (:func:`movielens_ctr`), plus count and taste-profile features from the train rows only
+  (:func:`add_train_profiles`);
 - ``synthetic[:users=..,items=..,days=..]``: the StreamRec world's impressions, labelled by
   clicks, with the 20 point-in-time StreamRec features, the candidate item, the hashed user
   and the user's last 20 clicked items (for DIN); 80/10/10.
@@ -35,7 +36,7 @@ from streamrec.eval.protocol import EvalResult
 from streamrec.models.registry import available, create, get_class
 
 __all__ = ["CTR_METRICS", "CTR_PROTOCOLS", "ctr_metrics", "ctr_split", "is_ctr_task",
-           "load_ctr_split", "movielens_ctr", "run_ctr_benchmark"]
+           "add_train_profiles", "load_ctr_split", "movielens_ctr", "run_ctr_benchmark"]
 
 CTR_PROTOCOLS = ("random", "temporal")
 CTR_METRICS = ("auc", "logloss", "ap", "ece")
@@ -85,7 +86,8 @@ def load_ctr_split(data: str, protocol: str, *,
     if spec.kind in ("recbole", "movielens"):
         from streamrec.data.pipeline import prepare
 
-        return ctr_split(movielens_ctr(prepare(data).dataset), protocol, ratios=(0.8, 0.1, 0.1))
+        sp = ctr_split(movielens_ctr(prepare(data).dataset), protocol, ratios=(0.8, 0.1, 0.1))
+        return add_train_profiles(sp)
     if spec.kind == "synthetic":
         from streamrec.data.synthetic.world import generate_world
         from streamrec.features.streamrec import streamrec_encoder, streamrec_impressions
@@ -140,6 +142,51 @@ def movielens_ctr(dataset: Any, threshold: float = 4.0) -> CTRData:
     return CTRData(schema, d, np.stack(cats, axis=1),
                    labels=(inter.values >= threshold).astype(np.float32),
                    timestamps=inter.timestamps, groups=u)
+
+
+def add_train_profiles(split: CTRSplit) -> CTRSplit:
+    """Append count and taste features computed from the train rows only to every part.
+
+    Per row: ``user_count`` and ``item_count`` (log1p of the user's / item's train rows) and,
+    for every 0/1 item column ``item_<col>=<token>`` (genres), ``user_share_<token>``: the
+    share of the user's train rows whose item has that token (the user's taste profile; no
+    labels are used). Standardised with the train rows' mean and std. Users or items absent
+    from train (code 0) get the profile of code 0, empty: counts 0, shares 0.
+    """
+    s = split.train.schema
+    if "user_id" not in s.categorical or "item_id" not in s.categorical:
+        return split
+    uc, ic = s.categorical.index("user_id"), s.categorical.index("item_id")
+    tokens = [j for j, n in enumerate(s.dense) if n.startswith("item_") and "=" in n]
+    tr = split.train
+    u, i = tr.categorical[:, uc], tr.categorical[:, ic]
+    u_count = np.bincount(u, minlength=s.cardinalities[uc]).astype(np.float64)
+    i_count = np.bincount(i, minlength=s.cardinalities[ic]).astype(np.float64)
+    u_count[0] = i_count[0] = 0.0  # unknown ids carry no history
+    share = np.zeros((s.cardinalities[uc], len(tokens)))
+    np.add.at(share, u, tr.dense[:, tokens].astype(np.float64))
+    share[0] = 0.0
+    share /= np.maximum(u_count, 1.0)[:, None]
+
+    def raw(part: CTRData) -> np.ndarray:
+        pu, pi = part.categorical[:, uc], part.categorical[:, ic]
+        return np.concatenate([np.log1p(u_count[pu])[:, None], np.log1p(i_count[pi])[:, None],
+                               share[pu]], axis=1)  # (N, 2 + T)
+
+    base = raw(tr)
+    mean, std = base.mean(axis=0), base.std(axis=0)
+    std = np.where(std > 0, std, 1.0)
+    names = ("user_count", "item_count",
+             *(f"user_share_{s.dense[j].split('=', 1)[1]}" for j in tokens))
+    schema = FeatureSchema(s.dense + names, s.categorical, s.cardinalities, s.n_history_items,
+                           s.item_field)
+    out = []
+    for part in split:  # a loop over train, valid, test
+        extra = ((raw(part) - mean) / std).astype(np.float32)
+        out.append(CTRData(schema, np.concatenate([part.dense, extra], axis=1),
+                           part.categorical, part.labels, part.history, part.timestamps,
+                           part.groups, part.truth))
+    return CTRSplit(*out)
 
 
 def ctr_split(data: CTRData, protocol: str, *, seed: int = 42,
