@@ -87,7 +87,7 @@ def main() -> None:
             for _, theirs in pairs:  # a loop over RecBole models
                 res = subprocess.run([str(py), str(HERE / "peers" / "recbole_ctr.py"), tmp,
                                       "ml100kctr", theirs], capture_output=True, text=True,
-                                     env=env, timeout=3600)
+                                     env=env, timeout=3600, cwd=tmp)  # RecBole logs in cwd
                 if res.returncode != 0:
                     out["recbole"][theirs] = {"error": res.stderr.strip().splitlines()[-3:]}
                     continue
