@@ -317,3 +317,16 @@ def test_ml100k_as_ctr_logistic_near_recbole():
     m = create("logistic", kind="ctr").fit(sp.train)
     # RecBole's context-aware quick start reports LR AUC 0.7765 on ML-100K
     assert 0.76 < ctr_metrics(sp.test.labels, m.predict_proba(sp.test))["auc"] < 0.79
+
+
+def test_dcn_v2_embed_dense_crosses_embedded_fields(tmp_path: Path):
+    sp = random_split(generate_clicks(ClickConfig(n_samples=600, seed=9)), seed=0)
+    m = create("dcn_v2", kind="ctr", embed_dense=True, embed_dim=4, hidden=(8,), n_cross=1,
+               epochs=2).fit(sp.train, valid=sp.valid, rng=0)
+    assert m.module_.cross.layers[0].in_features == 20 * 4  # 20 dense fields of 4
+    p = m.predict_proba(sp.test)
+    m.save(tmp_path / "dcn")
+    np.testing.assert_array_equal(Model.load(tmp_path / "dcn").predict_proba(sp.test), p)
+    raw = create("dcn_v2", kind="ctr", embed_dim=4, hidden=(8,), n_cross=1, epochs=1).fit(
+        sp.train, rng=0)
+    assert raw.module_.cross.layers[0].in_features == 20  # the paper: raw dense values

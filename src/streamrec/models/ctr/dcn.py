@@ -59,20 +59,22 @@ class CrossNetwork(nn.Module):
 class _DCNModule(CTRModule):
     def __init__(self, schema: FeatureSchema, hidden: Sequence[int], embed_dim: int,
                  n_cross: int, rank: int, structure: str, dropout: float,
-                 batch_norm: bool) -> None:
+                 batch_norm: bool, embed_dense: bool = False) -> None:
         super().__init__()
-        self.embed = (FieldEmbedding(schema, embed_dim, with_dense=False)
-                      if schema.n_categorical else None)
-        dim = schema.n_dense + schema.n_categorical * embed_dim
+        self.embed_dense = embed_dense
+        fields = schema.n_categorical + (schema.n_dense if embed_dense else 0)
+        self.embed = (FieldEmbedding(schema, embed_dim, with_dense=embed_dense)
+                      if fields else None)
+        dim = (0 if embed_dense else schema.n_dense) + fields * embed_dim
         self.cross = CrossNetwork(dim, n_cross, rank)
         self.mlp = MLP(dim, hidden, dropout, batch_norm)
         self.stacked = structure == "stacked"
         self.out = nn.Linear(self.mlp.out_dim + (0 if self.stacked else dim), 1)
 
     def forward(self, dense: Tensor, cat: Tensor, hist: Tensor | None) -> Tensor:
-        parts = [dense]  # (B, D)
+        parts = [] if self.embed_dense else [dense]  # (B, D) raw, unless embedded
         if self.embed is not None:
-            parts.append(self.embed(dense, cat).flatten(1))  # (B, C·k)
+            parts.append(self.embed(dense, cat).flatten(1))  # (B, F·k)
         x0 = torch.cat(parts, dim=1)  # (B, d)
         crossed = self.cross(x0)  # (B, d)
         if self.stacked:
@@ -102,6 +104,9 @@ class DCNv2(TorchCTRModel):
         Embedding size of each categorical field.
     dropout : float
     batch_norm : bool
+    embed_dense : bool
+        False (the paper): dense features enter ``x0`` as raw values; True: each becomes a
+        field ``x_d · v_d`` like the categorical ones (as FM/DeepFM do).
     epochs, batch_size, lr, weight_decay, patience, device, progress
         Training (early stopping on valid AUC when valid is given).
     """
@@ -113,7 +118,8 @@ class DCNv2(TorchCTRModel):
                  hidden: Sequence[int] = (128, 64, 32), embed_dim: int = 8,
                  dropout: float = 0.0, batch_norm: bool = False, epochs: int = 50,
                  batch_size: int = 256, lr: float = 1e-3, weight_decay: float = 0.0,
-                 patience: int = 5, device: str = "auto", progress: bool = False) -> None:
+                 patience: int = 5, device: str = "auto", progress: bool = False,
+                 embed_dense: bool = False) -> None:
         self.n_cross = n_cross
         self.rank = rank
         self.structure = structure
@@ -128,6 +134,7 @@ class DCNv2(TorchCTRModel):
         self.patience = patience
         self.device = device
         self.progress = progress
+        self.embed_dense = embed_dense
 
     def _build(self, schema: FeatureSchema) -> CTRModule:
         if self.structure not in STRUCTURES:
@@ -135,4 +142,4 @@ class DCNv2(TorchCTRModel):
         if self.n_cross < 0:
             raise ValueError(f"n_cross must be >= 0, got {self.n_cross}")
         return _DCNModule(schema, self.hidden, self.embed_dim, self.n_cross, self.rank,
-                          self.structure, self.dropout, self.batch_norm)
+                          self.structure, self.dropout, self.batch_norm, self.embed_dense)
