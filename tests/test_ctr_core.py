@@ -330,3 +330,20 @@ def test_dcn_v2_embed_dense_crosses_embedded_fields(tmp_path: Path):
     raw = create("dcn_v2", kind="ctr", embed_dim=4, hidden=(8,), n_cross=1, epochs=1).fit(
         sp.train, rng=0)
     assert raw.module_.cross.layers[0].in_features == 20  # the paper: raw dense values
+
+
+def test_streamrec_impressions_as_ctr_split():
+    from streamrec.eval.ctr import load_ctr_split
+
+    sp = load_ctr_split("synthetic:users=250,items=120,days=10", "temporal")
+    assert sp.train.timestamps.max() <= sp.valid.timestamps.min()
+    assert sp.valid.timestamps.max() <= sp.test.timestamps.min()
+    s = sp.train.schema
+    assert len(s.dense) == 18 and s.item_field == "item_id"  # 18 numeric + tier, platform
+    assert {"user_subscription_tier", "user_platform"} <= set(s.categorical)
+    assert sp.test.history is not None and sp.test.history.shape[1] == 20
+    m = create("din", kind="ctr", epochs=1, hidden=(8,), att_hidden=(4,)).fit(
+        sp.train, valid=sp.valid, rng=0)
+    assert m.predict_proba(sp.test).shape == (len(sp.test),)
+    with pytest.raises(ValueError, match="protocols"):
+        load_ctr_split("synthetic:users=10", "temporal_user")

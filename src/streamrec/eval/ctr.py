@@ -30,7 +30,14 @@ from typing import Any
 
 import numpy as np
 
-from streamrec.data.ctr import CTRData, CTRSplit, FeatureSchema, random_split, temporal_split
+from streamrec.data.ctr import (
+    CTRData,
+    CTRSplit,
+    FeatureSchema,
+    random_split,
+    split_indices,
+    temporal_split,
+)
 from streamrec.eval.metrics import auc, average_precision_score, calibration, log_loss
 from streamrec.eval.protocol import EvalResult
 from streamrec.models.registry import available, create, get_class
@@ -78,6 +85,8 @@ def load_ctr_split(data: str, protocol: str, *,
         world_config_from_options,
     )
 
+    if protocol not in CTR_PROTOCOLS:
+        raise ValueError(f"click prediction protocols are {CTR_PROTOCOLS}, got {protocol!r}")
     spec = parse_spec(data)
     if spec.kind == "synthetic-clicks":
         from streamrec.data.synthetic.clicks import generate_clicks
@@ -94,15 +103,14 @@ def load_ctr_split(data: str, protocol: str, *,
 
         world = generate_world(world_config_from_options(spec.options), progress=progress)
         frame = streamrec_impressions(world)
-        if protocol == "temporal":
+        if protocol == "temporal":  # oldest 80% train, then valid, newest 10% test
             frame = frame.sort("timestamp", maintain_order=True)
-            order = np.arange(frame.height)
+            cuts = np.round(np.array([0.8, 0.9]) * frame.height).astype(int)
+            idx = np.split(np.arange(frame.height), cuts)
         else:
-            order = np.random.default_rng(42).permutation(frame.height)
-        cuts = np.round(np.array([0.8, 0.9]) * frame.height).astype(int)
-        parts = [frame[np.sort(idx) if protocol == "random" else idx]
-                 for idx in np.split(order, cuts)]
-        encoder = streamrec_encoder(parts[0])
+            idx = split_indices(frame.height, (0.8, 0.1, 0.1), 42)
+        parts = [frame[i] for i in idx]
+        encoder = streamrec_encoder(parts[0])  # fitted on train rows only
         return CTRSplit(*(encoder.transform(part) for part in parts))
     raise SpecError(f"click prediction reads synthetic-clicks, synthetic (StreamRec "
                     f"impressions), recbole:DIR or movielens:DIR data, not {spec.kind!r}")
