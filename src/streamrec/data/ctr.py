@@ -70,6 +70,12 @@ class FeatureSchema:
         return len(self.categorical)
 
     @property
+    def offsets(self) -> np.ndarray:
+        """First column of each categorical field in one stacked code space, int64 (C,):
+        field ``j``'s code ``c`` is ``offsets[j] + c`` (one-hot columns, one flat table)."""
+        return np.concatenate([[0], np.cumsum(self.cardinalities)[:-1]]).astype(np.int64)
+
+    @property
     def names(self) -> tuple[str, ...]:
         """Dense names, then categorical ones (the order of :meth:`CTRData.matrix`)."""
         return self.dense + self.categorical

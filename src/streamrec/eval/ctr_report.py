@@ -35,6 +35,7 @@ import numpy as np
 from streamrec.data.ctr import CTRData, CTRSplit
 from streamrec.eval.ctr import ctr_metrics, ctr_split
 from streamrec.eval.metrics import auc, calibration
+from streamrec.eval.report import fmt_p
 from streamrec.eval.significance import delong_test, mean_std
 
 __all__ = ["DEFAULT_HIDDEN", "DEFAULT_HIDDEN_GRID", "DEFAULT_LRS", "case_study_report",
@@ -135,10 +136,6 @@ def _fmt(a: dict[str, Any], digits: int = 4) -> str:
     if len(a["values"]) > 1:
         return f"{a['mean']:.{digits}f} ± {a['std']:.{digits}f}"
     return f"{a['mean']:.{digits}f}"
-
-
-def _fmt_p(p: float) -> str:
-    return "<1e-4" if p < 1e-4 else f"{p:.4f}"
 
 
 def _p_clause(p: float) -> str:
@@ -434,7 +431,7 @@ def _markdown(doc: dict[str, Any]) -> str:
     ps = [r["p_value"] for r in doc["delong_mlp_vs_logistic"]]
     p_worst = max(ps)
     p_text = (f"DeLong {_p_clause(p_worst)}" if n_seeds == 1 else
-              f"DeLong p per seed {', '.join(_fmt_p(p) for p in ps)}; the largest: "
+              f"DeLong p per seed {', '.join(fmt_p(p) for p in ps)}; the largest: "
               f"{_p_clause(p_worst)}")
     diff = mlp_auc - lr_auc
     if doc["mlp_beats_logistic"] and p_worst < 0.05:

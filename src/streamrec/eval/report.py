@@ -53,18 +53,28 @@ class Line:
     p_delong: float | None = None  # click models: DeLong's test of AUC against the best
 
 
+def group_runs(runs: list[Run]) -> dict[tuple[str, str], list[Run]]:
+    """Runs by (model, system), in first-seen order."""
+    groups: dict[tuple[str, str], list[Run]] = {}
+    for r in runs:  # a loop over runs
+        groups.setdefault((r.model, r.system), []).append(r)
+    return groups
+
+
+def seed_stats(rs: list[Run]) -> tuple[dict[str, float], dict[str, float]]:
+    """Mean and std over ``rs`` (the seeds of one model) of every metric they report."""
+    mean, std = {}, {}
+    for k in sorted(set().union(*(r.metrics for r in rs))):  # a loop over metrics
+        vals = [r.metrics[k] for r in rs if k in r.metrics]
+        mean[k], std[k] = mean_std(np.asarray(vals, dtype=np.float64))
+    return mean, std
+
+
 def leaderboard(runs: list[Run], metric: str = "ndcg@10", *, n_boot: int = 1000) -> list[Line]:
     """Group runs by (model, system), sort by ``metric`` (best first), add CIs and tests."""
-    groups: dict[tuple[str, str], list[Run]] = {}
-    for r in runs:
-        groups.setdefault((r.model, r.system), []).append(r)
     lines: list[Line] = []
-    for (model, system), rs in groups.items():
-        keys = sorted(set().union(*(r.metrics for r in rs)))
-        mean, std = {}, {}
-        for k in keys:
-            vals = [r.metrics[k] for r in rs if k in r.metrics]
-            mean[k], std[k] = mean_std(np.asarray(vals, dtype=np.float64))
+    for (model, system), rs in group_runs(runs).items():
+        mean, std = seed_stats(rs)
         per_user = None
         ci = None
         with_pu = [r.result for r in rs if r.result is not None and metric in r.result.per_user]
@@ -266,15 +276,10 @@ def _delong_p(a: list[Run], b: list[Run]) -> float | None:
 def ctr_leaderboard(runs: list[Run], metric: str = "auc") -> list[Line]:
     """Lines of click models by test AUC (best first), with each line's 95% DeLong interval
     of AUC (its first seed) and DeLong's test against the best StreamRec model."""
-    groups: dict[tuple[str, str], list[Run]] = {}
-    for r in runs:  # a loop over runs
-        groups.setdefault((r.model, r.system), []).append(r)
+    groups = group_runs(runs)
     lines: list[Line] = []
     for (model, system), rs in groups.items():  # a loop over models
-        keys = sorted(set().union(*(r.metrics for r in rs)))
-        mean, std = {}, {}
-        for k in keys:  # a loop over metrics
-            mean[k], std[k] = mean_std(np.asarray([r.metrics[k] for r in rs if k in r.metrics]))
+        mean, std = seed_stats(rs)
         ci = None
         first = _probs(rs[0])
         if first is not None and 0 < first[0].sum() < len(first[0]) - 1:

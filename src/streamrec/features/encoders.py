@@ -343,7 +343,7 @@ def one_hot(codes: np.ndarray, cardinalities: Sequence[int]) -> sp.csr_matrix:
         raise ValueError(f"one_hot: row {r}, field {c}: code {codes[r, c]} outside "
                          f"[0, {cards[c]})")
     n, c = codes.shape
-    offsets = np.concatenate([[0], np.cumsum(cards)[:-1]])
+    offsets = np.concatenate([[0], np.cumsum(cards)[:-1]])  # FeatureSchema.offsets
     cols = (codes + offsets[None, :]).reshape(-1)
     indptr = np.arange(0, n * c + 1, c, dtype=np.int64)
     return sp.csr_matrix((np.ones(n * c, np.float32), cols, indptr),

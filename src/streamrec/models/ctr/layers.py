@@ -13,7 +13,6 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-import numpy as np
 import torch
 from torch import Tensor, nn
 
@@ -21,11 +20,6 @@ from streamrec.data.ctr import FeatureSchema
 from streamrec.models.neural.layers import Dropout, lookup
 
 __all__ = ["MLP", "FieldEmbedding", "FirstOrder"]
-
-
-def _offsets(schema: FeatureSchema) -> Tensor:
-    return torch.as_tensor(np.concatenate([[0], np.cumsum(schema.cardinalities)[:-1]])
-                           if schema.n_categorical else np.zeros(0), dtype=torch.long)
 
 
 class FieldEmbedding(nn.Module):
@@ -47,7 +41,7 @@ class FieldEmbedding(nn.Module):
         n_dense = schema.n_dense if with_dense else 0
         self.n_fields = schema.n_categorical + n_dense
         self.dim = dim
-        self.register_buffer("offsets", _offsets(schema), persistent=False)
+        self.register_buffer("offsets", torch.as_tensor(schema.offsets), persistent=False)
         self.table = nn.Embedding(max(int(sum(schema.cardinalities)), 1), dim)
         self.dense_vectors = nn.Parameter(torch.randn(n_dense, dim) * std)
         nn.init.normal_(self.table.weight, std=std)
@@ -68,7 +62,7 @@ class FirstOrder(nn.Module):
 
     def __init__(self, schema: FeatureSchema) -> None:
         super().__init__()
-        self.register_buffer("offsets", _offsets(schema), persistent=False)
+        self.register_buffer("offsets", torch.as_tensor(schema.offsets), persistent=False)
         self.weights = nn.Embedding(max(int(sum(schema.cardinalities)), 1), 1)
         nn.init.zeros_(self.weights.weight)
         self.dense = nn.Linear(schema.n_dense, 1) if schema.n_dense else None

@@ -15,24 +15,12 @@ from scipy.special import expit
 from sklearn.linear_model import LogisticRegression as SkLogisticRegression
 
 from streamrec.data.ctr import CTRData, FeatureSchema
+from streamrec.features.encoders import one_hot
 from streamrec.models.base import as_generator
 from streamrec.models.ctr.base import CTRModel
 from streamrec.models.registry import register
 
-__all__ = ["LogisticCTR", "one_hot_codes"]
-
-
-def _offsets(schema: FeatureSchema) -> np.ndarray:
-    return np.concatenate([[0], np.cumsum(schema.cardinalities)[:-1]]).astype(np.int64)
-
-
-def one_hot_codes(cat: np.ndarray, schema: FeatureSchema) -> sp.csr_array:
-    """One-hot matrix (N, Σ cardinalities) of categorical codes, one 1 per field and row."""
-    n, c = cat.shape
-    cols = (cat + _offsets(schema)).reshape(-1)
-    indptr = np.arange(0, n * c + 1, c, dtype=np.int64)
-    return sp.csr_array((np.ones(n * c, np.float64), cols, indptr),
-                        shape=(n, int(sum(schema.cardinalities))))
+__all__ = ["LogisticCTR"]
 
 
 @register("logistic", kind="ctr")
@@ -57,7 +45,7 @@ class LogisticCTR(CTRModel):
         z = (data.dense.astype(np.float64) - self.mean_) / self.scale_  # (N, D)
         parts = [sp.csr_array(z)]
         if data.schema.n_categorical:
-            parts.append(one_hot_codes(data.categorical, self.schema_))
+            parts.append(sp.csr_array(one_hot(data.categorical, self.schema_.cardinalities)))
         return sp.hstack(parts, format="csr")
 
     def fit(self, train: CTRData, *, valid: CTRData | None = None,
@@ -82,7 +70,7 @@ class LogisticCTR(CTRModel):
         z = (data.dense.astype(np.float64) - self.mean_) / self.scale_  # (N, D)
         out = z @ self.coef_[:d] + self.intercept_
         if self.schema_.n_categorical:
-            out += self.coef_[d:][data.categorical + _offsets(self.schema_)].sum(axis=1)
+            out += self.coef_[d:][data.categorical + self.schema_.offsets].sum(axis=1)
         return out
 
     def predict_proba(self, data: CTRData) -> np.ndarray:
