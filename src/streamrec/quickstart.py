@@ -1,7 +1,9 @@
 """The main job on the embedded default data: generate → read → clean → split → benchmark.
 
-``streamrec quickstart`` calls :func:`run_quickstart` and prints its summary; later stages
-(registry, serving) are added here as they land.
+``streamrec quickstart`` calls :func:`run_quickstart` and prints its summary. With
+``serving=True`` (the default) it then trains the serving models on the whole cleaned log
+and registers them in ``workdir/registry`` (:func:`streamrec.serve.bundle.build_system`), so
+``streamrec serve --registry workdir/registry`` can serve them.
 """
 
 from __future__ import annotations
@@ -33,6 +35,8 @@ class QuickstartResult:
     split_dir: Path
     benchmark: object | None = None  # streamrec.eval.benchmark.BenchmarkResult
     report: dict[str, Path] | None = None
+    registry: Path | None = None
+    registered: dict | None = None  # entry name -> ModelVersion
 
     def anomaly_rows(self) -> list[tuple[str, int, int, str]]:
         """``(anomaly, injected, found, where)`` comparing the generator's truth (world.json)
@@ -74,13 +78,20 @@ def run_quickstart(
     models: tuple[str, ...] = QUICKSTART_MODELS,
     progress: Callable[[int, int], None] | None = None,
     stage_progress: Callable[[str, int, int], None] | None = None,
+    serving: bool = True,
+    serving_config: object | None = None,
+    serving_progress: Callable[[str], None] | None = None,
 ) -> QuickstartResult:
     """Generate a world into ``workdir/data``, read it back with malformed rows quarantined,
     clean it, keep the positive events (plays, likes), write a temporal_global split to
     ``workdir/split``, then fit ``models`` at their defaults on train and evaluate them on
     test (full ranking, users and items seen in train; report in ``workdir/report``).
     ``models=()`` stops after the split. ``progress(done, total)`` follows the generator,
-    ``stage_progress(what, done, total)`` the training and evaluation."""
+    ``stage_progress(what, done, total)`` the training and evaluation. With ``serving``,
+    the serving models (:class:`streamrec.serve.bundle.BuildConfig` ``serving_config``) are
+    fitted on the whole cleaned log (every event type) and registered in
+    ``workdir/registry`` with the production alias; ``serving_progress(step)`` names each
+    step."""
     from streamrec.data.synthetic.world import WorldConfig, write_world
 
     workdir = Path(workdir)
@@ -104,4 +115,23 @@ def run_quickstart(
         res.benchmark = run_benchmark(split, cfg, protocol="temporal_global",
                                       data="synthetic (quickstart)", progress=stage_progress)
         res.report = write_report(res.benchmark, workdir / "report")
+    if serving:
+        from streamrec.serve.bundle import build_system
+
+        full = prepare(DataSpec("events", data_dir), on_bad_rows="quarantine",
+                       clean=CleanConfig())
+        metrics = {}
+        if res.benchmark is not None:
+            rows = [r for r in res.benchmark.runs if r.model == "ials"]
+            if rows:
+                metrics["retrieval"] = {k: float(v) for k, v in rows[0].metrics.items()
+                                        if isinstance(v, int | float)}
+        res.registry = workdir / "registry"
+        res.registered = build_system(
+            full.raw.events, full.raw.users, full.raw.items, res.registry,
+            config=serving_config, metrics=metrics,
+            split={"protocol": "temporal_global", "ratios": [0.8, 0.1, 0.1],
+                   "note": "metrics from the quickstart benchmark; models refitted on the "
+                           "whole log"},
+            progress=serving_progress)
     return res

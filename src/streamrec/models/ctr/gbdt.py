@@ -101,7 +101,10 @@ class GBDTClassifier(CTRModel):
 
     def predict_proba(self, data: CTRData) -> np.ndarray:
         self._check_data(data)
-        p = self.booster_.predict(data.matrix(), num_iteration=self.best_iteration_)
+        # a loaded booster forgets its thread count: pass it (small serving batches are
+        # slower with every core's OpenMP start-up than on one thread)
+        threads = {"num_threads": self.n_jobs} if self.n_jobs > 0 else {}
+        p = self.booster_.predict(data.matrix(), num_iteration=self.best_iteration_, **threads)
         return np.asarray(p, dtype=np.float32)
 
     def _get_state(self) -> dict[str, np.ndarray]:

@@ -1,0 +1,97 @@
+"""``streamrec serve`` (the service) and ``streamrec demo`` (the serving walk-through)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.markup import escape
+
+from streamrec.cli._ui import console, err_console
+
+__all__ = ["demo", "serve"]
+
+
+def serve(
+    registry: Annotated[Path, typer.Option("--registry", "-r", help="model registry directory "
+                                           "(streamrec quickstart writes DIR/registry)")],
+    port: Annotated[int, typer.Option(help="TCP port")] = 8000,
+    host: Annotated[str, typer.Option(help="bind address (loopback by default)")] = "127.0.0.1",
+    settings_file: Annotated[Path | None, typer.Option(
+        "--settings", help="env file of STREAMREC_* settings (queue_url, admin_token, "
+        "max_k, n_ann, max_per_category, explore_slots, clock, ...)")] = None,
+    queue_url: Annotated[str | None, typer.Option(
+        help="event queue: sqlite:///PATH (default: <registry>/../service/queue.db) or "
+        "redis://HOST:PORT/DB (pip install streamrec[redis])")] = None,
+    admin_token: Annotated[str | None, typer.Option(
+        help="bearer token of the /admin routes (or STREAMREC_ADMIN_TOKEN)")] = None,
+    workers_log_level: Annotated[str, typer.Option("--log-level", help="uvicorn log level")] = (
+        "info"),
+) -> None:
+    """Serve the registry's production models over HTTP (FastAPI + uvicorn).
+
+    Routes: GET /v1/users/{id}/recommendations, POST /v1/sessions/{id}/next,
+    GET /v1/items/{id}/similar, POST /v1/events, GET /healthz /readyz /metrics, and the
+    token-protected /admin/reload, /admin/promote, /admin/items. OpenAPI docs at /docs.
+    Promotions (`streamrec registry promote`) are picked up live.
+    """
+    import uvicorn
+
+    from streamrec.serve.app import create_app
+    from streamrec.serve.settings import Settings
+
+    if not (registry / "ranker").exists():
+        err_console.print(f"[red]error:[/] {escape(str(registry))} holds no serving models; "
+                          "run `streamrec quickstart --workdir DIR` and serve DIR/registry")
+        raise typer.Exit(1)
+    overrides = {"registry": registry, "port": port, "host": host}
+    if queue_url:
+        overrides["queue_url"] = queue_url
+    if admin_token:
+        overrides["admin_token"] = admin_token
+    settings = Settings(_env_file=settings_file, **overrides) if settings_file else Settings(
+        **overrides)
+    console.print(f"serving {registry} on http://{host}:{port}  (docs: /docs)")
+    uvicorn.run(create_app(settings), host=host, port=port, log_level=workers_log_level)
+
+
+def demo(
+    workdir: Annotated[Path, typer.Option(help="the quickstart's workdir (run first when "
+                                          "DIR/registry is missing)")] = Path(
+        "streamrec-quickstart"),
+    port: Annotated[int | None, typer.Option(help="port (default: a free one)")] = None,
+    k: Annotated[int, typer.Option(help="list length")] = 10,
+) -> None:
+    """The serving walk-through: start the service on WORKDIR/registry, request
+    recommendations, post events, show the recommendations change, cold start, similar
+    items, a live session, a new item, bad input, metrics; then stop."""
+    from rich.table import Table
+
+    from streamrec.serve.demo import walkthrough
+
+    registry = workdir / "registry"
+    if not (registry / "ranker").exists():
+        err_console.print(f"[red]error:[/] no registry at {escape(str(registry))}; run "
+                          f"`streamrec quickstart --workdir {escape(str(workdir))}` first")
+        raise typer.Exit(1)
+    steps = walkthrough(registry, port=port, k=k, state_dir=workdir / "service-demo")
+    for step in steps:  # a loop over the walk-through's steps
+        body = step.detail
+        console.rule(f"{step.title}  [dim]{step.request} -> {step.status}[/]")
+        if "items" in body and isinstance(body["items"], list) and body["items"] and \
+                isinstance(body["items"][0], dict):
+            t = Table(show_header=True, box=None)
+            cols = [c for c in ("item_id", "score", "source", "stage") if c in body["items"][0]]
+            for c in cols:
+                t.add_column(c)
+            for it in body["items"]:
+                t.add_row(*(f"{it[c]:.4f}" if isinstance(it[c], float) else str(it[c])
+                            for c in cols))
+            console.print(t)
+            rest = {k2: v for k2, v in body.items() if k2 != "items"}
+            if rest:
+                console.print(escape(json.dumps(rest)))
+        else:
+            console.print(escape(json.dumps(body)[:2000]))

@@ -1,0 +1,1 @@
+"""Online serving: registry, queue, state, service."""

@@ -1,0 +1,456 @@
+"""The recommendation engine behind the service: retrieve -> rank -> policy, on live state.
+
+:class:`Models` is one consistent set of registry versions (retrieval, ranker, session,
+catalog) loaded from disk; :class:`Engine` holds the current :class:`Models` and the online
+state (:class:`~streamrec.serve.features.FeatureState` plus the users' folded-in vectors)
+and answers requests. A promotion builds a new :class:`Models` off to the side and swaps
+one reference (:meth:`Engine.swap`), so requests in flight finish on the old set and none
+fails. Events reach the state through :meth:`Engine.apply_events` (the queue consumer).
+
+Stages of :meth:`Engine.recommend`:
+
+1. **retrieve** — ANN over the item vectors with the user's (folded-in) vector, the
+   co-visitation neighbours of the user's recent items, the popular items of the last
+   7 days and the new items (content vectors); each candidate keeps its first source.
+2. **rank** — the 20 StreamRec features of every candidate at request time (plus the ids
+   and click history) -> the CTR model's click probability.
+3. **policy** — drop seen items, cap items per category, reserve exploration slots for new
+   items (:mod:`streamrec.serve.policy`).
+
+Users with no vector and no history (cold start) skip the ranker's personal signals only
+in what the features say; with no candidates from the personal sources they get the
+popular items, or the popular items of the onboarding genres they chose.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from collections import OrderedDict
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import polars as pl
+import scipy.sparse as sp
+
+from streamrec.features.streamrec import FeatureConfig
+from streamrec.serve.features import POSITIVE_EVENTS, FeatureState
+from streamrec.serve.policy import PolicyConfig, apply_policy
+from streamrec.serve.ranker import SlateEncoder
+
+__all__ = ["Engine", "EngineConfig", "Models", "UnknownIdError", "load_models"]
+
+DAY = 86_400
+SOURCES = ("ann", "covisit", "popular", "new", "onboarding")
+
+
+class UnknownIdError(LookupError):
+    """An id the catalog does not know (the service answers 404/422 with this message)."""
+
+
+@dataclass(frozen=True)
+class EngineConfig:
+    """Candidate counts and policy of :meth:`Engine.recommend`.
+
+    Attributes
+    ----------
+    n_ann, n_covisit, n_popular, n_new : int
+        Candidates from each source (before the union).
+    recent_for_covisit : int
+        How many of the user's latest items seed the co-visitation candidates.
+    new_item_days : int
+        Items released (or added) less than this many days ago are "new" (exploration).
+    policy : PolicyConfig
+    """
+
+    n_ann: int = 200
+    n_covisit: int = 100
+    n_popular: int = 100
+    n_new: int = 20
+    recent_for_covisit: int = 10
+    new_item_days: int = 7
+    policy: PolicyConfig = field(default_factory=PolicyConfig)
+
+
+@dataclass
+class Models:
+    """One consistent set of serving models (the registry's versions of each entry)."""
+
+    versions: dict[str, str]
+    retrieval: Any  # ImplicitALS
+    item_vectors: np.ndarray  # (n_items, d) float32, catalog rows (new items appended)
+    index: Any  # VectorIndex
+    covisit: Any  # CoVisitation
+    projector: Any  # ContentProjector
+    ranker: Any  # CTRModel
+    encoder: Any  # CTREncoder
+    mf: Any  # ImplicitALS on clicks (collaborative_score)
+    base_clicks: sp.csr_array
+    feature_config: FeatureConfig
+    session: Any  # SequentialRecommender
+    catalog_dir: Path
+    meta: dict[str, Any]
+
+
+def load_models(registry: Any, ref: str = "production") -> Models:
+    """Load (and verify) the four serving entries of ``registry`` at ``ref``."""
+    from streamrec.features.content import ContentProjector
+    from streamrec.features.encoders import CTREncoder
+    from streamrec.models.base import Model
+    from streamrec.retrieval.ann import VectorIndex
+    from streamrec.retrieval.covisit import CoVisitation
+
+    mvs = {name: registry.resolve(name, ref) for name in ("retrieval", "ranker", "session",
+                                                          "catalog")}
+    for mv in mvs.values():
+        registry.verify(mv)
+    r, k, s, c = (mvs[n].artifacts for n in ("retrieval", "ranker", "session", "catalog"))
+    retrieval = Model.load(r / "model")
+    vectors = np.load(r / "item_vectors.npy", allow_pickle=False).astype(np.float32)
+    with np.load(k / "clicks.npz", allow_pickle=False) as z:
+        clicks = sp.csr_array((z["data"], z["indices"], z["indptr"]), shape=tuple(z["shape"]))
+    return Models(
+        versions={n: mv.version for n, mv in mvs.items()},
+        retrieval=retrieval, item_vectors=vectors, index=VectorIndex.load(r / "index"),
+        covisit=CoVisitation.load(r / "covisit.npz"),
+        projector=ContentProjector.load(r / "content"),
+        ranker=Model.load(k / "model"),
+        encoder=CTREncoder.from_dict(json.loads((k / "encoder.json").read_text())),
+        mf=Model.load(k / "mf"), base_clicks=clicks,
+        feature_config=FeatureConfig(**json.loads((k / "features.json").read_text())),
+        session=Model.load(s / "model") if (s / "model").exists() else Model.load(s),
+        catalog_dir=c, meta=json.loads((c / "meta.json").read_text()))
+
+
+class _Vectors:
+    """Per-user vectors of one factor model: trained rows, replaced by fold-ins."""
+
+    def __init__(self, model: Any) -> None:
+        self.model = model
+        self.folded: dict[int, np.ndarray] = {}
+
+    def get(self, row: int) -> np.ndarray | None:
+        v = self.folded.get(row)
+        if v is not None:
+            return v
+        if 0 <= row < self.model.n_users_:
+            return self.model.user_factors_[row]
+        return None
+
+    def fold(self, rows: np.ndarray, histories: sp.csr_array) -> None:
+        """Refit the vectors of ``rows`` from their histories (items beyond the model's are
+        ignored); users with an empty history keep what they had."""
+        x = sp.csr_array(histories[:, : self.model.n_items_])
+        has = np.diff(x.indptr) > 0
+        if not has.any():
+            return
+        vecs = self.model.fold_in(x[np.flatnonzero(has)])
+        self.folded.update(zip(rows[has].tolist(), vecs, strict=True))
+
+
+class Engine:
+    """Models + online state + the three request paths.
+
+    Parameters
+    ----------
+    models : Models
+    config : EngineConfig
+    clock : callable() -> int, optional
+        Request time (s); defaults to the wall clock.
+    """
+
+    def __init__(self, models: Models, config: EngineConfig | None = None,
+                 clock: Any = None) -> None:
+        self.config = config or EngineConfig()
+        self.clock = clock or (lambda: int(time.time()))
+        self.lock = threading.RLock()  # state writes (events, new items, swaps)
+        self.state = FeatureState.load(models.catalog_dir / "state")
+        self.items = pl.read_parquet(models.catalog_dir / "items.parquet")
+        self.sessions: OrderedDict[int, list[int]] = OrderedDict()
+        self.max_sessions = 100_000
+        self.added_at: dict[int, int] = {}  # item row -> time added through the service
+        self._install(models)
+
+    # ------------------------------------------------------------------ models
+    def _install(self, models: Models) -> None:
+        n = len(self.state.items)
+        vecs = models.item_vectors
+        if len(vecs) < n:  # items added after training: their content vectors
+            extra = models.projector.transform(self.items[len(vecs):n])
+            models.item_vectors = np.concatenate([vecs, extra.astype(np.float32)])
+            models.index.add(extra.astype(np.float32), np.arange(len(vecs), n))
+        self.models = models
+        self.slate = SlateEncoder(models.encoder, self.state.items.ids)
+        self.user_vecs = _Vectors(models.retrieval)
+        self.mf_vecs = _Vectors(models.mf)
+        self._refresh_popular()
+
+    def swap(self, models: Models) -> dict[str, str]:
+        """Install a newly loaded model set; returns the previous versions."""
+        with self.lock:
+            old = self.models.versions
+            self._install(models)
+            # users whose history changed live get fresh vectors from the new models
+            live = np.flatnonzero(self.state.recent[: len(self.state.users)].max(1) >= 0)
+            self._fold(live)
+            return old
+
+    @property
+    def versions(self) -> dict[str, str]:
+        return dict(self.models.versions)
+
+    def _refresh_popular(self) -> None:
+        """Popular items: plays in the last 7 days (all-time plays break ties)."""
+        st = self.state
+        n = len(st.items)
+        recent = st.i_hours[:n].sum(1, dtype=np.float64)
+        score = recent + 1e-6 * st.i_play[:n]
+        self.popular = np.argsort(-score, kind="stable")[: max(self.config.n_popular, 1000)]
+
+    # ------------------------------------------------------------------ lookups
+    def item_row(self, item_id: int) -> int:
+        row = self.state.items.row(item_id)
+        if row < 0:
+            raise UnknownIdError(f"unknown item_id {item_id}: not in the catalog")
+        return row
+
+    def unknown_items(self, item_ids: np.ndarray) -> np.ndarray:
+        """The ids of ``item_ids`` the catalog does not know."""
+        ids = np.asarray(item_ids, dtype=np.int64)
+        return np.unique(ids[self.state.items.lookup(ids) < 0])
+
+    def _is_new(self, rows: np.ndarray, now: int) -> np.ndarray:
+        rel = self.state.i_release[rows]
+        new = (rel > now - self.config.new_item_days * DAY) & (rel <= now)
+        if self.added_at:
+            new |= np.isin(rows, np.fromiter(self.added_at, np.int64, len(self.added_at)))
+        return new
+
+    # ------------------------------------------------------------------ recommend
+    def recommend(self, user_id: int, k: int = 10, *, platform: str | None = None,
+                  genres: list[str] | None = None, now: int | None = None,
+                  timings: dict[str, float] | None = None) -> dict[str, Any]:
+        """Top-``k`` items for a user (see the module docstring for the stages).
+
+        Returns
+        -------
+        dict with ``items`` (list of {item_id, score, source, stage}), ``versions`` and
+        ``cold_start`` (no vector and no history).
+        """
+        m = self.models  # one consistent set for the whole request
+        now = self.clock() if now is None else now
+        cfg = self.config
+        t0 = time.perf_counter()
+        st = self.state
+        row = st.users.row(user_id)
+        vec = self.user_vecs.get(row) if row >= 0 else None
+        recent = st.history(row)
+        seen = st.seen(row)
+        cold = vec is None and len(recent) == 0
+        n_items = len(m.item_vectors)
+        cand, src = [], []
+        if vec is not None:
+            ids, _ = m.index.search(vec[None, :], cfg.n_ann + len(seen))
+            ids = ids[0][ids[0] >= 0]
+            cand.append(ids)
+            src.append(np.full(len(ids), 0))
+        if len(recent):
+            ids, _ = m.covisit.candidates(recent[-cfg.recent_for_covisit:], cfg.n_covisit)
+            ids = np.asarray(ids).reshape(-1)
+            ids = ids[ids >= 0]
+            cand.append(ids)
+            src.append(np.full(len(ids), 1))
+        pop = self.popular
+        if genres:
+            codes = [st.categories.index(g) + 1 for g in genres if g in st.categories]
+            pop = pop[np.isin(st.i_cat[pop], codes)] if codes else pop
+            onboarding = bool(codes)
+        else:
+            onboarding = False
+        pop = pop[: cfg.n_popular]
+        cand.append(pop)
+        src.append(np.full(len(pop), 4 if onboarding else 2))
+        all_rows = np.arange(len(st.items))
+        fresh = all_rows[self._is_new(all_rows, now)]
+        if len(fresh):
+            if vec is not None:
+                s = m.item_vectors[fresh[fresh < n_items]] @ vec
+                fresh = fresh[fresh < n_items][np.argsort(-s, kind="stable")]
+            cand.append(fresh[: cfg.n_new])
+            src.append(np.full(min(len(fresh), cfg.n_new), 3))
+        rows = np.concatenate(cand).astype(np.int64)
+        sources = np.concatenate(src)
+        rows, first = np.unique(rows, return_index=True)
+        sources = sources[first]
+        keep = ~np.isin(rows, seen)
+        rows, sources = rows[keep], sources[keep]
+        t1 = time.perf_counter()
+        if len(rows) == 0:
+            return {"items": [], "versions": dict(m.versions), "cold_start": cold}
+        probs = self._rank(m, row, user_id, rows, now, platform)
+        t2 = time.perf_counter()
+        order = np.argsort(-probs, kind="stable")
+        picked, explored = apply_policy(rows[order], st.i_cat[rows[order]].astype(np.int64),
+                                        self._is_new(rows[order], now), k, cfg.policy,
+                                        seen=seen)
+        pos = order[picked]
+        t3 = time.perf_counter()
+        if timings is not None:
+            timings.update(retrieve=t1 - t0, rank=t2 - t1, policy=t3 - t2)
+        ids = st.items.ids[rows[pos]]
+        out = [{"item_id": int(i), "score": float(p), "source": SOURCES[s],
+                "stage": "explore" if e else "ranked"}
+               for i, p, s, e in zip(ids.tolist(), probs[pos].tolist(), sources[pos].tolist(),
+                                     explored.tolist(), strict=True)]
+        return {"items": out, "versions": dict(m.versions), "cold_start": cold}
+
+    def _rank(self, m: Models, row: int, user_id: int, rows: np.ndarray, now: int,
+              platform: str | None) -> np.ndarray:
+        mf_vec = self.mf_vecs.get(row) if row >= 0 else None
+        collab = np.zeros(len(rows), np.float64)
+        if mf_vec is not None:
+            ok = rows < m.mf.n_items_
+            collab[ok] = m.mf.item_factors_[rows[ok]] @ mf_vec
+        feats = self.state.feature_arrays(row, rows, now, platform=platform,
+                                          collaborative=collab)
+        data = self.slate.encode(feats, rows, user_id)
+        return np.asarray(m.ranker.predict_proba(data), np.float64)
+
+    # ------------------------------------------------------------------ other routes
+    def similar(self, item_id: int, k: int = 10) -> dict[str, Any]:
+        """Items whose vectors are closest to ``item_id``'s (cosine; itself excluded)."""
+        m = self.models
+        row = self.item_row(item_id)
+        vec = m.item_vectors[row]
+        if len(m.item_vectors) <= 50_000:  # exact cosine over the catalog
+            ids = np.delete(np.arange(len(m.item_vectors)), row)
+        else:  # inner-product candidates from the index, re-ranked by cosine
+            ids, _ = m.index.search(vec[None, :], 20 * k + 1, exclude=[np.array([row])])
+            ids = ids[0][ids[0] >= 0]
+        cand = m.item_vectors[ids]
+        norms = np.linalg.norm(cand, axis=1) * max(float(np.linalg.norm(vec)), 1e-12)
+        cos = (cand @ vec) / np.maximum(norms, 1e-12)
+        top = np.argsort(-cos, kind="stable")[:k]
+        out = [{"item_id": int(i), "score": float(s)}
+               for i, s in zip(self.state.items.ids[ids[top]].tolist(), cos[top].tolist(),
+                               strict=True)]
+        return {"items": out, "versions": {"retrieval": m.versions["retrieval"]}}
+
+    def session_next(self, session_id: int, k: int = 10, *, items: list[int] | None = None,
+                     ) -> dict[str, Any]:
+        """Next items of a live session: its items so far (given, or the events the service
+        received for ``session_id``) through the sequence model."""
+        m = self.models
+        if items:
+            missing = self.unknown_items(np.asarray(items))
+            if len(missing):
+                raise UnknownIdError(f"unknown item_id(s) {missing[:10].tolist()}")
+            seq = self.state.items.lookup(np.asarray(items)).tolist()
+        else:
+            seq = list(self.sessions.get(session_id, []))
+        seq_model = [r for r in seq if r < m.session.n_items_]
+        if seq_model:
+            scores = m.session.score_sequences([seq_model])[0].astype(np.float64)
+            source = "session"
+        else:  # an empty session: popular items
+            scores = np.zeros(m.session.n_items_)
+            scores[self.popular[self.popular < len(scores)]] = np.linspace(
+                1.0, 0.5, int((self.popular < len(scores)).sum()))
+            source = "popular"
+        scores[np.asarray(seq, np.int64)[np.asarray(seq) < len(scores)]] = -np.inf
+        top = np.argsort(-scores, kind="stable")[:k]
+        top = top[np.isfinite(scores[top])]
+        out = [{"item_id": int(i), "score": float(s)}
+               for i, s in zip(self.state.items.ids[top].tolist(), scores[top].tolist(),
+                               strict=True)]
+        return {"items": out, "source": source, "session_length": len(seq),
+                "versions": {"session": m.versions["session"]}}
+
+    # ------------------------------------------------------------------ writes
+    def apply_events(self, events: pl.DataFrame) -> int:
+        """Fold consumed events into the state, refresh touched users' vectors and the live
+        sessions; returns the number applied."""
+        with self.lock:
+            n = self.state.apply(events)
+            if not n:
+                return 0
+            pos = events.filter(pl.col("event").is_in(list(POSITIVE_EVENTS)))
+            touched = np.unique(self.state.users.lookup(pos["user_id"].to_numpy()))
+            self._fold(touched[touched >= 0])
+            self._update_sessions(pos)
+            self._refresh_popular()
+            return n
+
+    def _fold(self, rows: np.ndarray) -> None:
+        if not len(rows):
+            return
+        st = self.state
+        n_items = len(st.items)
+        base = st.base_seen
+        hist = _histories(rows, base, st.recent, n_items)
+        self.user_vecs.fold(rows, hist)
+        clicks = _histories(rows, self.models.base_clicks, st.clicked, n_items)
+        self.mf_vecs.fold(rows, clicks)
+
+    def _update_sessions(self, pos: pl.DataFrame) -> None:
+        pos = pos.filter(pl.col("session_id").is_not_null()).sort("timestamp")
+        if not pos.height:
+            return
+        rows = self.state.items.lookup(pos["item_id"].to_numpy())
+        grouped = (pl.DataFrame({"s": pos["session_id"], "r": rows})
+                   .group_by("s", maintain_order=True).agg("r"))
+        for s, r in grouped.iter_rows():  # a loop over sessions, not events
+            cur = self.sessions.pop(s, [])
+            self.sessions[s] = (cur + r)[-50:]
+        while len(self.sessions) > self.max_sessions:
+            self.sessions.popitem(last=False)
+
+    def add_items(self, items: pl.DataFrame) -> np.ndarray:
+        """Add (or update) catalog items; new ones get vectors from their content and are
+        retrievable at once. Returns their rows."""
+        with self.lock:
+            m = self.models
+            rows = self.state.upsert_items(items)
+            n_old = len(self.items)
+            new = rows >= n_old
+            if new.any():
+                self.items = pl.concat([self.items, items.filter(pl.Series(new)).select(
+                    self.items.columns)], how="vertical_relaxed")
+                vecs = m.projector.transform(items.filter(pl.Series(new))).astype(np.float32)
+                m.item_vectors = np.concatenate([m.item_vectors, vecs])
+                m.index.add(vecs, rows[new])
+                self.slate.update_items(self.state.items.ids)
+                now = self.clock()
+                self.added_at.update(dict.fromkeys(rows[new].tolist(), now))
+            return rows
+
+
+def _histories(rows: np.ndarray, base: sp.csr_array, live: np.ndarray, n_items: int,
+               ) -> sp.csr_array:
+    """(len(rows), n_items) 0/1 csr: each user's base items plus live history items."""
+    b = sp.csr_array((len(rows), n_items), dtype=np.float32)
+    inside = rows < base.shape[0]
+    if inside.any():
+        sub = sp.csr_array(base[rows[inside]])
+        sub.resize((int(inside.sum()), n_items))
+        sel = sp.csr_array((np.ones(int(inside.sum()), np.float32),
+                            (np.flatnonzero(inside), np.arange(int(inside.sum())))),
+                           shape=(len(rows), int(inside.sum())))
+        b = sp.csr_array(sel @ sub)
+    lv = live[rows]
+    r, c = np.nonzero(lv >= 0)
+    add = sp.csr_array((np.ones(len(r), np.float32), (r, lv[r, c])), shape=(len(rows), n_items))
+    out = sp.csr_array(b + add)
+    out.data[:] = 1.0
+    return out
+
+
+def load_engine(registry_root: str | Path, *, ref: str = "production",
+                config: EngineConfig | None = None, clock: Any = None) -> Engine:
+    """An :class:`Engine` on the registry's ``ref`` versions."""
+    from streamrec.serve.registry import ModelRegistry
+
+    return Engine(load_models(ModelRegistry(registry_root), ref), config, clock)

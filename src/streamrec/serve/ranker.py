@@ -1,0 +1,104 @@
+"""Stage 2's input at request speed: one user x C candidates straight to :class:`CTRData`.
+
+:meth:`CTREncoder.transform` works on polars frames (right for millions of offline rows, a
+few milliseconds of overhead for a slate of 200). :class:`SlateEncoder` is the same
+encoding compiled for the service: the user's fields are coded once per request (tier,
+platform, hashed user id), item-id codes are a lookup table over catalog rows, dense
+features are standardised with numpy. ``tests/test_serve_app`` checks it returns exactly
+what :meth:`CTREncoder.transform` returns for the same slate.
+"""
+
+from __future__ import annotations
+
+import zlib
+
+import numpy as np
+import polars as pl
+
+from streamrec.data.ctr import CTRData
+from streamrec.features.encoders import CTREncoder
+
+__all__ = ["SlateEncoder"]
+
+_CLIP = 5.0
+
+
+class SlateEncoder:
+    """A fitted :class:`CTREncoder` compiled for (one user, C items) slates.
+
+    Parameters
+    ----------
+    encoder : CTREncoder
+        The ranker's encoder (fitted offline on the train rows).
+    item_ids : ndarray of int64, shape (n_items,)
+        External id of each catalog row (for the ``item_id`` field and the history).
+    """
+
+    def __init__(self, encoder: CTREncoder, item_ids: np.ndarray) -> None:
+        self.encoder = encoder
+        base = encoder.base
+        self.numeric = [(col, float(m), float(s)) for col, m, s in base.numeric]
+        self.log = set(encoder.log)
+        self.levels = {col: {v: j + 1 for j, v in enumerate(levels)}
+                       for col, levels in base.categorical}
+        self.buckets = [(col, np.asarray(edges, np.float64)) for col, edges in base.buckets]
+        self.item_field = encoder.item_field
+        self.item_codes = np.zeros(0, np.int64)
+        self.update_items(item_ids)
+
+    def update_items(self, item_ids: np.ndarray) -> None:
+        """(Re)build the item-code table when the catalog grows."""
+        ids = np.asarray(item_ids, np.int64)
+        if len(ids) == len(self.item_codes) or self.item_field is None:
+            return
+        self.item_codes = self.encoder._codes(pl.Series(ids), self.item_field)
+
+    def _scalar_code(self, col: str, value: object) -> int:
+        if value is None:
+            return 0
+        if col in self.encoder.hash_buckets:  # hash_codes' rule, for one value
+            return 1 + zlib.crc32(str(value).encode()) % self.encoder.hash_buckets[col]
+        return self.levels[col].get(str(value), 0)
+
+    def encode(self, features: dict[str, object], item_rows: np.ndarray,
+               user_id: int | None = None) -> CTRData:
+        """CTRData of a slate from :meth:`FeatureState.feature_arrays` output.
+
+        Parameters
+        ----------
+        features : dict
+            Numeric features (C,), the two categorical ones as scalars, ``history`` (item
+            rows, oldest first).
+        item_rows : ndarray of int, shape (C,)
+        user_id : int, optional
+            The external user id (for a hashed ``user_id`` field).
+        """
+        enc = self.encoder
+        c = len(item_rows)
+        dense = np.empty((c, len(self.numeric)), np.float32)
+        for j, (col, mean, std) in enumerate(self.numeric):  # a loop over dense fields
+            v = np.asarray(features[col], np.float64)
+            if col in self.log:
+                v = np.log1p(np.maximum(v, 0.0))
+            z = np.clip((v - mean) / std, -_CLIP, _CLIP)
+            dense[:, j] = np.where(np.isfinite(z), z, 0.0)
+        cat = np.zeros((c, len(enc.categorical) + len(self.buckets)), np.int64)
+        for j, col in enumerate(enc.categorical):  # a loop over categorical fields
+            if col == self.item_field:
+                cat[:, j] = self.item_codes[item_rows]
+            elif col == "user_id":
+                cat[:, j] = self._scalar_code(col, user_id)
+            else:
+                cat[:, j] = self._scalar_code(col, features[col])
+        for j, (col, edges) in enumerate(self.buckets, start=len(enc.categorical)):
+            v = np.asarray(features[col], np.float64)
+            ok = np.isfinite(v)
+            cat[ok, j] = 1 + np.searchsorted(edges, v[ok], side="right")
+        history = None
+        if enc.history is not None:
+            hist_rows = np.asarray(features["history"], np.int64)[-enc.history_len:]
+            row = np.zeros(enc.history_len, np.int64)
+            if len(hist_rows):
+                row[enc.history_len - len(hist_rows):] = self.item_codes[hist_rows]
+            history = np.broadcast_to(row, (c, enc.history_len)).copy()
+        return CTRData(enc.schema, dense, cat, history=history)
