@@ -5,7 +5,9 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install demo test test-all lint bench clean
+.PHONY: install demo serve test test-all lint bench clean
+WORKDIR ?= streamrec-quickstart
+PORT ?= 8000
 
 install: $(STAMP)
 
@@ -16,8 +18,17 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install -q -e '.[dev,gbdt]'
 	touch $(STAMP)
 
+# generate -> clean -> split -> train/evaluate baselines -> train + register the serving
+# models, then the serving walk-through (start the service, request, post events, see the
+# recommendations change, cold start, sessions, a new item, bad input, metrics, stop)
 demo: install
-	$(BIN)/streamrec quickstart
+	$(BIN)/streamrec quickstart --workdir $(WORKDIR)
+	$(BIN)/streamrec demo --workdir $(WORKDIR)
+
+# the service on the quickstart's registry (runs the quickstart first when it is missing)
+serve: install
+	@test -d $(WORKDIR)/registry/ranker || $(BIN)/streamrec quickstart --workdir $(WORKDIR)
+	$(BIN)/streamrec serve --registry $(WORKDIR)/registry --port $(PORT)
 
 lint: install
 	$(BIN)/ruff check src tests benchmarks

@@ -89,12 +89,28 @@ def test_quickstart_small(tmp_path: Path):
     assert {r["model"] for r in rows} == {"pop", "itemknn", "ease", "ials", "bpr"}
     assert all(0.0 <= r["metrics"]["ndcg@10"] <= 1.0 for r in rows)
     assert (tmp_path / "qs" / "report" / "leaderboard.png").stat().st_size > 1000
+    # a trained, registered system: the four serving entries at the production alias
+    from streamrec.serve.registry import ModelRegistry
+
+    reg = ModelRegistry(tmp_path / "qs" / "registry")
+    assert set(reg.names()) == {"retrieval", "ranker", "session", "catalog"}
+    for name in reg.names():
+        mv = reg.resolve(name, "production")
+        reg.verify(mv)
+    assert reg.resolve("ranker").manifest["metrics"]["test_auc"] > 0.5
+    # the walk-through of `make demo` runs against it over real HTTP
+    res = _run("demo", "--workdir", str(tmp_path / "qs"))
+    for step in ("recommendations after the events", "cold start", "similar items",
+                 "next items of the live session", "add a new item", "bad input", "metrics"):
+        assert step in res.output, step
+    assert '"changed": true' in res.output
 
 
 def test_quickstart_finds_every_injected_anomaly(tmp_path: Path):
     from streamrec.quickstart import run_quickstart
 
-    res = run_quickstart(tmp_path / "qs", users=600, items=300, days=15, seed=4, models=())
+    res = run_quickstart(tmp_path / "qs", users=600, items=300, days=15, seed=4, models=(),
+                         serving=False)
     rows = {name: (injected, found) for name, injected, found, _ in res.anomaly_rows()}
     assert set(rows) == {"exact duplicate rows", "negative durations", "missing side values",
                          "bot users with events", "bot events"}

@@ -721,8 +721,8 @@ def _registered_table(registered):
     for name, mv in registered.items():
         info = mv.model_info()
         metrics = mv.manifest.get("metrics") or {}
-        shown = ", ".join(f"{k} {v:.4f}" for k, v in list(metrics.items())[:3]
-                          if k.startswith(("test_auc", "test_logloss", "ndcg", "recall")))
+        shown = ", ".join([f"{k} {v:.4f}" for k, v in metrics.items()
+                           if k.startswith(("test_auc", "test_logloss", "ndcg", "recall"))][:3])
         t.add_row(name, mv.version, info.get("registry_name") or "-", shown)
     return t
 

@@ -76,7 +76,11 @@ def demo(
         err_console.print(f"[red]error:[/] no registry at {escape(str(registry))}; run "
                           f"`streamrec quickstart --workdir {escape(str(workdir))}` first")
         raise typer.Exit(1)
-    steps = walkthrough(registry, port=port, k=k, state_dir=workdir / "service-demo")
+    import shutil
+
+    state_dir = workdir / "service-demo"  # a fresh event log and queue every run
+    shutil.rmtree(state_dir, ignore_errors=True)
+    steps = walkthrough(registry, port=port, k=k, state_dir=state_dir)
     for step in steps:  # a loop over the walk-through's steps
         body = step.detail
         console.rule(f"{step.title}  [dim]{step.request} -> {step.status}[/]")

@@ -39,7 +39,7 @@ from typing import Self
 import faiss
 import numpy as np
 
-__all__ = ["VectorIndex"]
+__all__ = ["ReadWriteLock", "VectorIndex"]
 
 log = logging.getLogger(__name__)
 
@@ -50,7 +50,7 @@ _FORMAT = 1
 _NORM_HEADROOM = 1.2  # R = this x the largest item norm at build (inner-product HNSW)
 
 
-class _ReadWriteLock:
+class ReadWriteLock:
     """Many readers or one writer; a waiting writer blocks new readers (no writer starvation)."""
 
     def __init__(self) -> None:
@@ -137,7 +137,7 @@ class VectorIndex:
         self.hnsw_m = hnsw_m
         self.ef_construction = ef_construction
         self.ef_search = ef_search
-        self._lock = _ReadWriteLock()
+        self._lock = ReadWriteLock()
 
     # ------------------------------------------------------------------ building
 

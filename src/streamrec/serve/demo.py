@@ -109,8 +109,10 @@ def walkthrough(registry: str | Path, *, port: int | None = None, k: int = 10,
             return r.json()
 
         get("health", "/readyz")
-        # the most active user of the log: a known user with a history
-        user_row = int(st.u_n_ev[: len(st.users)].argmax())
+        # a known user with a typical history (the median of those with 10+ plays)
+        plays_per_user = st.u_n_play[: len(st.users)]
+        active = np.flatnonzero(plays_per_user >= 10)
+        user_row = int(active[np.argsort(plays_per_user[active])[len(active) // 2]])
         user = int(st.users.ids[user_row])
         before = get("recommendations, known user", f"/v1/users/{user}/recommendations", k=k)
         # clicks and plays on a category the user has not played

@@ -25,10 +25,9 @@ popular items, or the popular items of the onboarding genres they chose.
 from __future__ import annotations
 
 import json
-import threading
 import time
 from collections import OrderedDict
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -37,6 +36,7 @@ import polars as pl
 import scipy.sparse as sp
 
 from streamrec.features.streamrec import FeatureConfig
+from streamrec.retrieval.ann import ReadWriteLock
 from streamrec.serve.features import POSITIVE_EVENTS, FeatureState
 from streamrec.serve.policy import PolicyConfig, apply_policy
 from streamrec.serve.ranker import SlateEncoder
@@ -166,7 +166,9 @@ class Engine:
                  clock: Any = None) -> None:
         self.config = config or EngineConfig()
         self.clock = clock or (lambda: int(time.time()))
-        self.lock = threading.RLock()  # state writes (events, new items, swaps)
+        # requests read under the shared side; events, new items and swaps write under the
+        # exclusive side, so a request never sees a half-applied batch
+        self.lock = ReadWriteLock()
         self.state = FeatureState.load(models.catalog_dir / "state")
         self.items = pl.read_parquet(models.catalog_dir / "items.parquet")
         self.sessions: OrderedDict[int, list[int]] = OrderedDict()
@@ -190,7 +192,7 @@ class Engine:
 
     def swap(self, models: Models) -> dict[str, str]:
         """Install a newly loaded model set; returns the previous versions."""
-        with self.lock:
+        with self.lock.write():
             old = self.models.versions
             self._install(models)
             # users whose history changed live get fresh vectors from the new models
@@ -240,6 +242,13 @@ class Engine:
         dict with ``items`` (list of {item_id, score, source, stage}), ``versions`` and
         ``cold_start`` (no vector and no history).
         """
+        with self.lock.read():
+            return self._recommend(user_id, k, platform=platform, genres=genres, now=now,
+                                   timings=timings)
+
+    def _recommend(self, user_id: int, k: int, *, platform: str | None,
+                   genres: list[str] | None, now: int | None,
+                   timings: dict[str, float] | None) -> dict[str, Any]:
         m = self.models  # one consistent set for the whole request
         now = self.clock() if now is None else now
         cfg = self.config
@@ -275,6 +284,8 @@ class Engine:
         src.append(np.full(len(pop), 4 if onboarding else 2))
         all_rows = np.arange(len(st.items))
         fresh = all_rows[self._is_new(all_rows, now)]
+        if onboarding:  # new items of the chosen genres only
+            fresh = fresh[np.isin(st.i_cat[fresh], codes)]
         if len(fresh):
             if vec is not None:
                 s = m.item_vectors[fresh[fresh < n_items]] @ vec
@@ -293,9 +304,12 @@ class Engine:
         probs = self._rank(m, row, user_id, rows, now, platform)
         t2 = time.perf_counter()
         order = np.argsort(-probs, kind="stable")
+        policy = cfg.policy
+        if onboarding and policy.max_per_category:  # a few chosen genres fill the list
+            policy = replace(policy, max_per_category=max(
+                policy.max_per_category, -(-k // len(codes))))
         picked, explored = apply_policy(rows[order], st.i_cat[rows[order]].astype(np.int64),
-                                        self._is_new(rows[order], now), k, cfg.policy,
-                                        seen=seen)
+                                        self._is_new(rows[order], now), k, policy, seen=seen)
         pos = order[picked]
         t3 = time.perf_counter()
         if timings is not None:
@@ -322,6 +336,10 @@ class Engine:
     # ------------------------------------------------------------------ other routes
     def similar(self, item_id: int, k: int = 10) -> dict[str, Any]:
         """Items whose vectors are closest to ``item_id``'s (cosine; itself excluded)."""
+        with self.lock.read():
+            return self._similar(item_id, k)
+
+    def _similar(self, item_id: int, k: int) -> dict[str, Any]:
         m = self.models
         row = self.item_row(item_id)
         vec = m.item_vectors[row]
@@ -343,6 +361,11 @@ class Engine:
                      ) -> dict[str, Any]:
         """Next items of a live session: its items so far (given, or the events the service
         received for ``session_id``) through the sequence model."""
+        with self.lock.read():
+            return self._session_next(session_id, k, items)
+
+    def _session_next(self, session_id: int, k: int, items: list[int] | None,
+                      ) -> dict[str, Any]:
         m = self.models
         if items:
             missing = self.unknown_items(np.asarray(items))
@@ -373,7 +396,7 @@ class Engine:
     def apply_events(self, events: pl.DataFrame) -> int:
         """Fold consumed events into the state, refresh touched users' vectors and the live
         sessions; returns the number applied."""
-        with self.lock:
+        with self.lock.write():
             n = self.state.apply(events)
             if not n:
                 return 0
@@ -411,14 +434,16 @@ class Engine:
     def add_items(self, items: pl.DataFrame) -> np.ndarray:
         """Add (or update) catalog items; new ones get vectors from their content and are
         retrievable at once. Returns their rows."""
-        with self.lock:
+        with self.lock.write():
             m = self.models
             rows = self.state.upsert_items(items)
             n_old = len(self.items)
             new = rows >= n_old
             if new.any():
-                self.items = pl.concat([self.items, items.filter(pl.Series(new)).select(
-                    self.items.columns)], how="vertical_relaxed")
+                added = items.filter(pl.Series(new))
+                self.items = pl.concat([self.items, added.select(
+                    [c for c in added.columns if c in self.items.columns])],
+                    how="diagonal_relaxed")
                 vecs = m.projector.transform(items.filter(pl.Series(new))).astype(np.float32)
                 m.item_vectors = np.concatenate([m.item_vectors, vecs])
                 m.index.add(vecs, rows[new])

@@ -461,7 +461,11 @@ class ModelRegistry:
 
     @staticmethod
     def _source_model(src: Path) -> dict[str, Any] | None:
+        """The saved model's class/name/kind/params: ``src/manifest.json``, or for a bundle
+        of artifacts, ``src/model/manifest.json``."""
         manifest = src / MANIFEST
+        if src.is_dir() and not manifest.is_file():
+            manifest = src / "model" / MANIFEST
         if not (src.is_dir() and manifest.is_file()):
             return None
         info = _read_json(manifest, "model manifest")
