@@ -24,7 +24,7 @@ def serve(
         "max_k, n_ann, max_per_category, explore_slots, clock, ...)")] = None,
     queue_url: Annotated[str | None, typer.Option(
         help="event queue: sqlite:///PATH (default: <registry>/../service/queue.db) or "
-        "redis://HOST:PORT/DB (pip install streamrec[redis])")] = None,
+        "redis://HOST:PORT/DB (pip install 'streamrec\\[redis]')")] = None,
     admin_token: Annotated[str | None, typer.Option(
         help="bearer token of the /admin routes (or STREAMREC_ADMIN_TOKEN)")] = None,
     workers_log_level: Annotated[str, typer.Option("--log-level", help="uvicorn log level")] = (

@@ -174,6 +174,8 @@ class Engine:
         self.sessions: OrderedDict[int, list[int]] = OrderedDict()
         self.max_sessions = 100_000
         self.added_at: dict[int, int] = {}  # item row -> time added through the service
+        self.live_users: set[int] = set()  # rows with positive events since start-up
+        self._lists_at: int | None = None  # when popular/fresh were last computed
         self._install(models)
 
     # ------------------------------------------------------------------ models
@@ -196,21 +198,28 @@ class Engine:
             old = self.models.versions
             self._install(models)
             # users whose history changed live get fresh vectors from the new models
-            live = np.flatnonzero(self.state.recent[: len(self.state.users)].max(1) >= 0)
-            self._fold(live)
+            self._fold(np.fromiter(self.live_users, np.int64, len(self.live_users)))
             return old
 
     @property
     def versions(self) -> dict[str, str]:
         return dict(self.models.versions)
 
-    def _refresh_popular(self) -> None:
-        """Popular items: plays in the last 7 days (all-time plays break ties)."""
+    def _refresh_popular(self, now: int | None = None) -> None:
+        """The popular list (plays in the last 7 days; all-time plays break ties) and the new
+        items (released or added within ``new_item_days``), recomputed at most once a
+        second."""
+        now = self.clock() if now is None else now
+        if self._lists_at == now:
+            return
         st = self.state
         n = len(st.items)
         recent = st.i_hours[:n].sum(1, dtype=np.float64)
         score = recent + 1e-6 * st.i_play[:n]
         self.popular = np.argsort(-score, kind="stable")[: max(self.config.n_popular, 1000)]
+        rows = np.arange(n)
+        self.fresh = rows[self._is_new(rows, now)]
+        self._lists_at = now
 
     # ------------------------------------------------------------------ lookups
     def item_row(self, item_id: int) -> int:
@@ -282,8 +291,9 @@ class Engine:
         pop = pop[: cfg.n_popular]
         cand.append(pop)
         src.append(np.full(len(pop), 4 if onboarding else 2))
-        all_rows = np.arange(len(st.items))
-        fresh = all_rows[self._is_new(all_rows, now)]
+        if now - self._lists_at > 60:  # no events lately: new items still age out
+            self._refresh_popular(now)
+        fresh = self.fresh
         if onboarding:  # new items of the chosen genres only
             fresh = fresh[np.isin(st.i_cat[fresh], codes)]
         if len(fresh):
@@ -402,7 +412,9 @@ class Engine:
                 return 0
             pos = events.filter(pl.col("event").is_in(list(POSITIVE_EVENTS)))
             touched = np.unique(self.state.users.lookup(pos["user_id"].to_numpy()))
-            self._fold(touched[touched >= 0])
+            touched = touched[touched >= 0]
+            self.live_users.update(touched.tolist())
+            self._fold(touched)
             self._update_sessions(pos)
             self._refresh_popular()
             return n
@@ -450,6 +462,8 @@ class Engine:
                 self.slate.update_items(self.state.items.ids)
                 now = self.clock()
                 self.added_at.update(dict.fromkeys(rows[new].tolist(), now))
+                self._lists_at = None  # the new items join the exploration pool now
+                self._refresh_popular(now)
             return rows
 
 
