@@ -315,3 +315,17 @@ def test_restart_replays_the_log_into_the_state(registry, tmp_path):
         assert eng.state.u_n_ev[eng.state.users.row(user)] == base + 7
         log = c.app.state.service.event_log.read()
         assert log.filter(pl.col("event_id").str.starts_with("r")).height == 7
+
+
+def test_the_app_starts_again_after_a_shutdown(registry, tmp_path):
+    app = create_app(Settings(registry=registry, state_dir=tmp_path / "again",
+                              reload_interval_s=0))
+    for run in range(2):
+        with TestClient(app) as c:
+            assert c.get("/readyz").status_code == 200
+            item = int(_engine(c).state.items.ids[0])
+            r = c.post("/v1/events", json={"events": [
+                {"event_id": f"again-{run}", "user_id": 5, "item_id": item, "event": "click"}]})
+            assert r.status_code == 202
+            _wait_consumed(c)
+            assert c.get("/readyz").json()["queue_lag"] == 0

@@ -20,7 +20,7 @@ from typing import Any, ClassVar, Self
 import numpy as np
 import scipy.sparse as sp
 from implicit.cpu.als import AlternatingLeastSquares
-from threadpoolctl import threadpool_limits
+from threadpoolctl import ThreadpoolController
 
 from streamrec.data.interactions import Interactions
 from streamrec.models._history import check_items, check_users, train_matrix
@@ -52,6 +52,18 @@ def _confidence_values(r: np.ndarray, *, scheme: str, alpha: float, eps: float) 
     else:
         raise ValueError(f"confidence must be 'linear' or 'log' (got {scheme!r})")
     return (1.0 + alpha * f).astype(np.float32)
+
+
+_THREADPOOLS: ThreadpoolController | None = None
+
+
+def _one_blas_thread():
+    """A context capping BLAS at one thread (the libraries are scanned once, not per call:
+    ``threadpool_limits`` rescans them, about a millisecond, too slow for serving fold-ins)."""
+    global _THREADPOOLS
+    if _THREADPOOLS is None:
+        _THREADPOOLS = ThreadpoolController()
+    return _THREADPOOLS.limit(limits=1, user_api="blas")
 
 
 def _seed(rng: np.random.Generator | int | None) -> int:
@@ -148,7 +160,7 @@ class ImplicitALS(_Factors):
                            eps=self.eps)
         # implicit runs its own threads; BLAS threads would oversubscribe (the cap applies to
         # the BLAS libraries loaded at this point: implicit is imported at module level)
-        with threadpool_limits(1, "blas"):
+        with _one_blas_thread():
             model = self._model(_seed(rng))
             model.fit(conf, show_progress=False)
         self.user_factors_ = np.ascontiguousarray(model.user_factors, dtype=np.float32)
@@ -179,12 +191,22 @@ class ImplicitALS(_Factors):
             x.data[:] = 1.0
         x.data = _confidence_values(x.data, scheme=self.confidence, alpha=self.alpha,
                                     eps=self.eps)
-        with threadpool_limits(1, "blas"):
+        with _one_blas_thread():
+            model = self._solver()
+            vecs = model.recalculate_user(np.arange(x.shape[0]), x)
+        return np.asarray(vecs, dtype=np.float32).reshape(x.shape[0], -1)
+
+    def _solver(self):
+        """An implicit model on the fitted factors, kept between fold-ins so that its cached
+        ``YtY`` (items x factors squared: the costly part) is computed once."""
+        cached = getattr(self, "_fold_solver", None)
+        if cached is None or cached[0] is not self.item_factors_:
             model = self._model()
             model.user_factors = self.user_factors_
             model.item_factors = self.item_factors_
-            vecs = model.recalculate_user(np.arange(x.shape[0]), x)
-        return np.asarray(vecs, dtype=np.float32).reshape(x.shape[0], -1)
+            cached = (self.item_factors_, model)
+            self._fold_solver = cached
+        return cached[1]
 
     def recommend_for_history(self, user_items: sp.csr_array | sp.csr_matrix,
                               k: int = 10) -> tuple[np.ndarray, np.ndarray]:

@@ -105,7 +105,7 @@ class ServiceState:
             self.set_versions(models.versions)
             self.metrics.swaps.inc()
             log.info("hot swap %s -> %s", old, models.versions)
-            return {"swapped": True, "previous": old, "versions": models.versions}
+            return {"swapped": True, "previous_versions": old, "versions": models.versions}
 
     def _watch(self) -> None:
         interval = self.settings.reload_interval_s
@@ -153,6 +153,8 @@ class ServiceState:
         from streamrec.serve.registry import ModelRegistry
 
         s = self.settings
+        self.stop.clear()  # the app may be started again after a shutdown
+        self.threads = []
         torch.set_num_threads(s.torch_threads)
         faiss.omp_set_num_threads(s.torch_threads)  # one query at a time: no fan-out
         self.registry = ModelRegistry(s.registry)
@@ -198,6 +200,43 @@ def _frame(events: list[dict]) -> pl.DataFrame:
     return log_frame(pl.DataFrame(events, infer_schema_length=None))
 
 
+class _Observe:
+    """ASGI middleware: refuses bodies over ``max_body`` bytes (413) and records latency and
+    status per route template (a plain ASGI class: ``BaseHTTPMiddleware`` costs about a
+    millisecond per request)."""
+
+    def __init__(self, app: Any, *, metrics: Metrics, max_body: int) -> None:
+        self.app = app
+        self.metrics = metrics
+        self.max_body = max_body
+
+    async def __call__(self, scope: dict, receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        size = dict(scope["headers"]).get(b"content-length")
+        if size is not None and (not size.isdigit() or int(size) > self.max_body):
+            response = JSONResponse({"detail": f"request body over {self.max_body} bytes; "
+                                     "send smaller batches"}, status_code=413)
+            await response(scope, receive, send)
+            return
+        t0 = time.perf_counter()
+        status = 500
+
+        async def send_status(message: dict) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_status)
+        finally:
+            path = getattr(scope.get("route"), "path", "unmatched")
+            self.metrics.latency.labels(path, scope["method"]).observe(time.perf_counter() - t0)
+            self.metrics.requests.labels(path, str(status)).inc()
+
+
 def create_app(settings: Settings | None = None) -> FastAPI:
     """The StreamRec service (see :mod:`streamrec.serve.routes` for the API)."""
     from streamrec.serve.routes import router
@@ -220,19 +259,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.service = service
     app.include_router(router)
 
-    @app.middleware("http")
-    async def observe(request: Request, call_next):
-        size = request.headers.get("content-length")
-        if size is not None and (not size.isdigit() or int(size) > settings.max_body_bytes):
-            return JSONResponse({"detail": f"request body over {settings.max_body_bytes} bytes; "
-                                 "send smaller batches"}, status_code=413)
-        t0 = time.perf_counter()
-        response = await call_next(request)
-        route = request.scope.get("route")
-        path = getattr(route, "path", "unmatched")
-        service.metrics.latency.labels(path, request.method).observe(time.perf_counter() - t0)
-        service.metrics.requests.labels(path, str(response.status_code)).inc()
-        return response
+    app.add_middleware(_Observe, metrics=service.metrics, max_body=settings.max_body_bytes)
 
     @app.exception_handler(RequestValidationError)
     async def invalid(request: Request, exc: RequestValidationError) -> JSONResponse:

@@ -228,9 +228,12 @@ class Engine:
             raise UnknownIdError(f"unknown item_id {item_id}: not in the catalog")
         return row
 
-    def unknown_items(self, item_ids: np.ndarray) -> np.ndarray:
-        """The ids of ``item_ids`` the catalog does not know."""
-        ids = np.asarray(item_ids, dtype=np.int64)
+    def unknown_items(self, item_ids: np.ndarray | list[int]) -> np.ndarray:
+        """The ids of ``item_ids`` the catalog does not know (ids outside int64 included)."""
+        try:
+            ids = np.asarray(item_ids, dtype=np.int64)
+        except OverflowError as exc:
+            raise UnknownIdError(f"item ids must fit in 64-bit integers: {exc}") from exc
         return np.unique(ids[self.state.items.lookup(ids) < 0])
 
     def _is_new(self, rows: np.ndarray, now: int) -> np.ndarray:
@@ -297,9 +300,13 @@ class Engine:
         if onboarding:  # new items of the chosen genres only
             fresh = fresh[np.isin(st.i_cat[fresh], codes)]
         if len(fresh):
-            if vec is not None:
-                s = m.item_vectors[fresh[fresh < n_items]] @ vec
-                fresh = fresh[fresh < n_items][np.argsort(-s, kind="stable")]
+            if vec is not None:  # the n_new closest to the user (argpartition, then sort)
+                fresh = fresh[fresh < n_items]
+                s = m.item_vectors[fresh] @ vec
+                if len(s) > cfg.n_new:
+                    part = np.argpartition(-s, cfg.n_new - 1)[: cfg.n_new]
+                    fresh, s = fresh[part], s[part]
+                fresh = fresh[np.argsort(-s, kind="stable")]
             cand.append(fresh[: cfg.n_new])
             src.append(np.full(min(len(fresh), cfg.n_new), 3))
         rows = np.concatenate(cand).astype(np.int64)
@@ -378,7 +385,7 @@ class Engine:
                       ) -> dict[str, Any]:
         m = self.models
         if items:
-            missing = self.unknown_items(np.asarray(items))
+            missing = self.unknown_items(items)
             if len(missing):
                 raise UnknownIdError(f"unknown item_id(s) {missing[:10].tolist()}")
             seq = self.state.items.lookup(np.asarray(items)).tolist()
@@ -446,17 +453,18 @@ class Engine:
     def add_items(self, items: pl.DataFrame) -> np.ndarray:
         """Add (or update) catalog items; new ones get vectors from their content and are
         retrievable at once. Returns their rows."""
+        items = items.unique("item_id", keep="last", maintain_order=True)
         with self.lock.write():
             m = self.models
+            n_before = len(self.state.items)
             rows = self.state.upsert_items(items)
-            n_old = len(self.items)
-            new = rows >= n_old
+            new = rows >= n_before
             if new.any():
                 added = items.filter(pl.Series(new))
                 self.items = pl.concat([self.items, added.select(
                     [c for c in added.columns if c in self.items.columns])],
                     how="diagonal_relaxed")
-                vecs = m.projector.transform(items.filter(pl.Series(new))).astype(np.float32)
+                vecs = m.projector.transform(added).astype(np.float32)
                 m.item_vectors = np.concatenate([m.item_vectors, vecs])
                 m.index.add(vecs, rows[new])
                 self.slate.update_items(self.state.items.ids)

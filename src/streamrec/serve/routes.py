@@ -1,5 +1,10 @@
 """HTTP routes of the service (mounted by :func:`streamrec.serve.app.create_app`).
 
+The read routes are ``async`` and return their JSON directly: their work is a few
+milliseconds of CPU (a thread-pool hop and response-model validation would add about a
+millisecond each); the response models still document them in the OpenAPI schema. Event
+ingestion waits on the queue's fsync, so it runs in the thread pool.
+
 Bad input is a 4xx with a message that says what to fix, never a 500: validation errors
 are 422, unknown items 404 (path) or 422 (in a body), oversize batches 413, admin routes
 without a valid bearer token 401/403, and 503 while the models are still loading.
@@ -14,6 +19,7 @@ from typing import Annotated, Any
 import numpy as np
 import polars as pl
 from fastapi import APIRouter, Depends, Header, HTTPException, Path, Query, Request, Response
+from fastapi.responses import JSONResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from streamrec.serve.schemas import (
@@ -36,7 +42,7 @@ ItemId = Annotated[int, Path(ge=0, le=2**62, description="item id")]
 SessionId = Annotated[int, Path(ge=0, le=2**62, description="session id")]
 
 
-def service(request: Request) -> Any:
+async def service(request: Request) -> Any:
     """The app's :class:`~streamrec.serve.app.ServiceState`, 503 until it is ready."""
     svc = request.app.state.service
     if not svc.ready:
@@ -57,14 +63,14 @@ def _check_k(svc: Any, k: int) -> None:
             tags=["recommendations"],
             responses={422: {"description": "invalid k, platform or genres"},
                        503: {"description": "models still loading"}})
-def recommendations(
+async def recommendations(
     user_id: UserId, svc: Service,
     k: Annotated[int, Query(ge=1, description="list length (<= max_k)")] = 10,
     platform: Annotated[str | None, Query(max_length=32, description="the request's "
                                           "platform (a ranking feature)")] = None,
     genres: Annotated[str | None, Query(max_length=1000, description="comma-separated "
                                         "onboarding genres (cold-start users)")] = None,
-) -> dict[str, Any]:
+) -> JSONResponse:
     """Top-k items for a user: retrieve (ANN + co-visitation + popular + new) -> rank (the
     CTR model on point-in-time features) -> policy (seen items, category caps, exploration).
     Unknown users get a cold-start list (popular, or popular in their onboarding genres)."""
@@ -79,28 +85,29 @@ def recommendations(
     out = svc.engine.recommend(user_id, k, platform=platform, genres=wanted, timings=timings)
     for stage, seconds in timings.items():
         svc.metrics.stage.labels(stage).observe(seconds)
-    return {"user_id": user_id, **out,
-            "timings_ms": {s: round(v * 1e3, 3) for s, v in timings.items()}}
+    return JSONResponse({"user_id": user_id, **out,
+                         "timings_ms": {s: round(v * 1e3, 3) for s, v in timings.items()}})
 
 
 @router.get("/v1/items/{item_id}/similar", response_model=SimilarItems, tags=["recommendations"],
             responses={404: {"description": "unknown item"}})
-def similar(item_id: ItemId, svc: Service,
+async def similar(item_id: ItemId, svc: Service,
             k: Annotated[int, Query(ge=1, description="list length (<= max_k)")] = 10,
-            ) -> dict[str, Any]:
+            ) -> JSONResponse:
     """Items closest to this one in the retrieval model's vector space."""
     from streamrec.serve.engine import UnknownIdError
 
     _check_k(svc, k)
     try:
-        return {"item_id": item_id, **svc.engine.similar(item_id, k)}
+        return JSONResponse({"item_id": item_id, **svc.engine.similar(item_id, k)})
     except UnknownIdError as exc:
         raise HTTPException(404, str(exc)) from exc
 
 
 @router.post("/v1/sessions/{session_id}/next", response_model=SessionResponse,
              tags=["recommendations"], responses={422: {"description": "unknown items"}})
-def session_next(session_id: SessionId, body: SessionRequest, svc: Service) -> dict[str, Any]:
+async def session_next(session_id: SessionId, body: SessionRequest, svc: Service,
+                       ) -> JSONResponse:
     """Next items of a live session from the sequence model: the items in the body, or the
     events this service received with this ``session_id``."""
     from streamrec.serve.engine import UnknownIdError
@@ -110,7 +117,7 @@ def session_next(session_id: SessionId, body: SessionRequest, svc: Service) -> d
         out = svc.engine.session_next(session_id, body.k, items=body.items)
     except UnknownIdError as exc:
         raise HTTPException(422, str(exc)) from exc
-    return {"session_id": session_id, **out}
+    return JSONResponse({"session_id": session_id, **out})
 
 
 # ---------------------------------------------------------------------------- events
@@ -174,7 +181,7 @@ def metrics(request: Request) -> Response:
 
 
 # ---------------------------------------------------------------------------- admin
-def admin(svc: Service, authorization: Annotated[str | None, Header()] = None) -> Any:
+async def admin(svc: Service, authorization: Annotated[str | None, Header()] = None) -> Any:
     """Bearer-token check of the admin routes."""
     token = svc.settings.admin_token
     if token is None:

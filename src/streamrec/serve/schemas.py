@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from streamrec.serve.features import EVENT_TYPES
 
@@ -82,7 +82,7 @@ class SimilarItems(BaseModel):
 
 
 class SessionRequest(_Strict):
-    items: list[int] | None = Field(
+    items: list[Annotated[int, Field(ge=0, le=2**62)]] | None = Field(
         None, max_length=200, description="the session's items so far, oldest first "
                                           "(default: the events received for this session)")
     k: int = Field(10, ge=1, le=1000)
@@ -108,6 +108,14 @@ class NewItem(_Strict):
 
 class AddItemsRequest(_Strict):
     items: list[NewItem] = Field(min_length=1, max_length=1000)
+
+    @model_validator(mode="after")
+    def _distinct_ids(self) -> AddItemsRequest:
+        ids = [i.item_id for i in self.items]
+        if len(set(ids)) != len(ids):
+            dup = sorted({i for i in ids if ids.count(i) > 1})[:10]
+            raise ValueError(f"item_id(s) {dup} appear more than once in the batch")
+        return self
 
 
 class PromoteRequest(_Strict):

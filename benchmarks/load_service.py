@@ -1,0 +1,616 @@
+"""Load test of ``streamrec serve`` at catalogue scale; prints one JSON object.
+
+usage: python benchmarks/load_service.py [--items 200000] [--users 1000000] [--dim 64]
+       [--rps 100] [--seconds 30] [--reuse DIR] [--out FILE]
+
+**The registry** (4 entries, alias ``production``, the layout ``engine.load_models``
+reads; see :mod:`streamrec.serve.bundle`). Training real models at 200K items x 1M users
+on two cores takes far too long, so the large entries are *constructed*, not trained:
+
+* ``ranker`` and ``session`` are trained for real by :func:`build_system` on a small
+  synthetic world (``WorldConfig(n_users=3000, n_items=2000, n_days=30)``; LightGBM with
+  300 trees, GRU4Rec). Their item-id codes only know that world's ids (other items get the
+  unknown code 0) and the session model scores its 2000 items (the engine ignores items
+  beyond a model's ``n_items_``); that changes scores, not the work per request.
+* ``retrieval`` is an :class:`~streamrec.models.als.ImplicitALS` whose factors come from a
+  clustered gaussian generator (``--users`` x ``--dim`` user factors, ``--items`` x
+  ``--dim`` item factors, 256 clusters), saved with ``item_vectors.npy``, a
+  :class:`~streamrec.retrieval.ann.VectorIndex` over them (HNSW from 50K items up),
+  :class:`~streamrec.retrieval.covisit.CoVisitation` fitted on the synthetic plays and
+  likes, a :class:`~streamrec.features.content.ContentProjector` fitted on the synthetic
+  items table (text tokens of each item's cluster) and ``ids.npz``.
+* ``catalog`` holds ``items.parquet``/``users.parquet`` with ``--items`` items and
+  ``--users`` users (the small world's categories, tiers and platforms, so the ranker's
+  codes line up) and the :class:`~streamrec.serve.features.FeatureState` after
+  ``--events`` synthetic events over the last 30 days (users drawn from a heavy-tailed
+  activity, items mostly from the user's cluster), with the plays and likes as base seen
+  items.
+
+``--reuse DIR`` builds the registry into DIR the first time and reuses it afterwards
+(``DIR/build.json`` records what was built); without it the build goes to a temporary
+directory that is deleted at the end.
+
+**The measurements** run against a real ``streamrec serve`` subprocess
+(``OMP_NUM_THREADS=1``, SQLite queue in a fresh state directory):
+
+1. open loop: ``--rps`` requests/s of ``GET /v1/users/{id}/recommendations?k=10`` for
+   ``--seconds`` s, users uniform over the catalogue's plus ``--unknown`` of unknown ids.
+   Latency is measured from each request's *scheduled* time (no coordinated omission) and
+   from its actual send; the server's own stage timings (``timings_ms``) are reported too.
+2. closed loop: N connections each sending back-to-back requests for ``--closed-seconds``
+   s, N in ``--concurrency``: throughput and latency.
+3. ingestion: ``--ingest-clients`` clients POST batches of 500 events as fast as they can
+   for ``--ingest-seconds`` s: events/s acknowledged (202), then the time until the
+   consumer has applied all of them; an open loop of 20 recommendation requests/s runs
+   while the clients post.
+
+The client runs in this process (sync httpx clients in threads) on the same machine: its
+CPU time is reported (``client_cpu_s``) next to the server's, because both share the cores.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import queue
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import httpx
+import numpy as np
+import polars as pl
+import scipy.sparse as sp
+
+ROOT = Path(__file__).resolve().parents[1]
+DAY = 86_400
+N_CLUSTERS = 256
+EVENT_MIX = {"impression": 0.50, "click": 0.12, "play": 0.22, "like": 0.04, "skip": 0.06,
+             "progress": 0.06}
+INGEST_BATCH = 500
+
+
+def say(msg: str) -> None:
+    """Progress on stderr (stdout is the JSON result)."""
+    print(f"[load_service {time.strftime('%H:%M:%S')}] {msg}", file=sys.stderr, flush=True)
+
+
+# =========================================================================== building
+def _small_system(root: Path, dim: int, seed: int) -> Path:
+    """Train the small world's four entries (the ranker and session model are used)."""
+    from streamrec.data.synthetic.world import WorldConfig, generate_world
+    from streamrec.features.streamrec import _dedupe
+    from streamrec.serve.bundle import BuildConfig, build_system
+
+    registry = root / "small" / "registry"
+    if (registry / "ranker").exists():
+        return registry
+    w = generate_world(WorldConfig(n_users=3000, n_items=2000, n_days=30, seed=seed))
+    cfg = BuildConfig(retrieval_params={"factors": dim}, ranker="gbdt",
+                      ranker_params={"n_estimators": 300, "n_jobs": 1}, seed=seed)
+    build_system(_dedupe(w.events), w.users, w.items, registry, config=cfg, progress=say)
+    return registry
+
+
+def _synthetic_catalogue(n_items: int, n_users: int, dim: int, n_events: int,
+                         small: Path, t_end: int, seed: int) -> dict[str, Any]:
+    """Items, users, factors and events of the large world (see the module docstring)."""
+    rng = np.random.default_rng(seed)
+    small_items = pl.read_parquet(small / "items.parquet")
+    small_users = pl.read_parquet(small / "users.parquet")
+    categories = small_items["category"].drop_nulls().unique().sort().to_list()
+    tiers = small_users["tier"].drop_nulls().unique().sort().to_list()
+    platforms = small_users["platform"].drop_nulls().unique().sort().to_list()
+
+    # ---- factors: clustered gaussians (iALS-like scale)
+    centers = rng.normal(0.0, 1.0, (N_CLUSTERS, dim)).astype(np.float32)
+    centers /= np.linalg.norm(centers, axis=1, keepdims=True)
+    size = rng.pareto(1.0, N_CLUSTERS) + 1.0  # uneven cluster sizes
+    item_cluster = rng.choice(N_CLUSTERS, n_items, p=size / size.sum())
+    item_f = 0.3 * (centers[item_cluster] + 0.5 * rng.normal(
+        0.0, 1.0 / np.sqrt(dim), (n_items, dim)).astype(np.float32))
+    user_cluster = rng.choice(N_CLUSTERS, n_users, p=size / size.sum())
+    user_f = np.empty((n_users, dim), np.float32)
+    for lo in range(0, n_users, 200_000):  # chunks: bounded temporaries
+        hi = min(lo + 200_000, n_users)
+        noise = rng.normal(0.0, 1.0 / np.sqrt(dim), (hi - lo, dim)).astype(np.float32)
+        user_f[lo:hi] = 2.0 * (centers[user_cluster[lo:hi]] + 0.7 * noise)
+
+    # ---- items: the cluster decides category, creator and text tokens
+    vocab = np.array([f"tok{j}" for j in range(4 * N_CLUSTERS)])
+    words = (item_cluster[:, None] * 4 + rng.integers(0, 4, (n_items, 6))) % len(vocab)
+    generic = rng.integers(0, len(vocab), (n_items, 2))
+    tok = vocab[np.concatenate([words, generic], axis=1)]
+    title = [" ".join(r) for r in tok[:, :2].tolist()]
+    description = [" ".join(r) for r in tok[:, 2:].tolist()]
+    release = t_end - rng.exponential(300 * DAY, n_items).astype(np.int64)
+    fresh = rng.random(n_items) < 0.002  # a few new items: the exploration slots
+    release[fresh] = t_end - rng.integers(0, 6 * DAY, int(fresh.sum()))
+    item_ids = np.arange(1, n_items + 1, dtype=np.int64)
+    items = pl.DataFrame({
+        "item_id": item_ids, "title": title, "description": description,
+        "category": [categories[c % len(categories)] for c in item_cluster.tolist()],
+        "creator_id": (item_cluster * 40 + rng.integers(0, 40, n_items)).astype(np.int64),
+        "length_seconds": np.clip(rng.lognormal(7.0, 0.8, n_items), 30, 20_000).astype(np.int64),
+        "release_ts": release})
+    user_ids = np.arange(1, n_users + 1, dtype=np.int64)
+    user_platform = rng.integers(0, len(platforms), n_users)
+    users = pl.DataFrame({
+        "user_id": user_ids,
+        "tier": pl.Series(np.array(tiers)[rng.integers(0, len(tiers), n_users)]),
+        "platform": pl.Series(np.array(platforms)[user_platform]),
+        "signup_ts": t_end - rng.integers(30 * DAY, 3 * 365 * DAY, n_users)})
+
+    # ---- events: heavy-tailed user activity, items mostly from the user's cluster
+    act = rng.pareto(1.1, n_users) + 0.05
+    u = rng.choice(n_users, n_events, p=act / act.sum())
+    order = np.argsort(item_cluster, kind="stable")
+    start = np.searchsorted(item_cluster[order], np.arange(N_CLUSTERS))
+    count = np.bincount(item_cluster, minlength=N_CLUSTERS)
+    uc = user_cluster[u]
+    has = count[uc] > 0
+    pick = np.where(has, start[uc] + (rng.random(n_events) * np.maximum(count[uc], 1)).astype(
+        np.int64), 0)
+    i = order[np.minimum(pick, n_items - 1)]
+    pop = rng.pareto(1.0, n_items) + 0.01
+    other = (rng.random(n_events) < 0.2) | ~has
+    i[other] = rng.choice(n_items, int(other.sum()), p=pop / pop.sum())
+    kinds = list(EVENT_MIX)
+    kind = rng.choice(len(kinds), n_events, p=list(EVENT_MIX.values()))
+    ts = t_end - rng.integers(0, 30 * DAY, n_events)
+    value = np.where(np.array(kinds)[kind] == "play", rng.random(n_events), np.nan)
+    events = pl.DataFrame({
+        "user_id": user_ids[u], "item_id": item_ids[i],
+        "session_id": user_ids[u] * 1000 + (ts // (6 * 3600)) % 1000, "timestamp": ts,
+        "event": pl.Series(np.array(kinds)[kind]),
+        "value": pl.Series(value.astype(np.float32)).fill_nan(None),
+        "platform": pl.Series(np.array(platforms)[user_platform[u]])}).sort("timestamp")
+    return {"items": items, "users": users, "item_factors": item_f, "user_factors": user_f,
+            "events": events, "user_rows": u, "item_rows": i, "kind": np.array(kinds)[kind],
+            "ts": ts}
+
+
+def _retrieval_entry(d: Path, world: dict[str, Any], positive: np.ndarray, seed: int) -> None:
+    from streamrec.features.content import ContentProjector
+    from streamrec.models.als import ImplicitALS
+    from streamrec.retrieval.ann import VectorIndex
+    from streamrec.retrieval.covisit import CoVisitation
+
+    item_f, user_f = world["item_factors"], world["user_factors"]
+    model = ImplicitALS(factors=item_f.shape[1], num_threads=1)
+    model.user_factors_, model.item_factors_ = user_f, item_f
+    model.n_users_, model.n_items_ = len(user_f), len(item_f)
+    model.save(d / "model")
+    np.savez(d / "ids.npz", user_ids=world["users"]["user_id"].to_numpy(),
+             item_ids=world["items"]["item_id"].to_numpy())
+    np.save(d / "item_vectors.npy", item_f.astype(np.float32))
+    say(f"retrieval: vector index over {len(item_f):,} items")
+    VectorIndex().build(item_f).save(d / "index")
+    say("retrieval: co-visitation")
+    CoVisitation().fit(world["user_rows"][positive], world["item_rows"][positive],
+                       world["ts"][positive], len(item_f)).save(d / "covisit.npz")
+    say("retrieval: content projector")
+    sub = np.random.default_rng(seed).choice(len(item_f), min(len(item_f), 50_000),
+                                             replace=False)
+    ContentProjector().fit(world["items"][np.sort(sub)], item_f[np.sort(sub)]).save(
+        d / "content")
+
+
+def _catalog_entry(d: Path, world: dict[str, Any], positive: np.ndarray, config: Any) -> None:
+    from streamrec.serve.bundle import log_frame
+    from streamrec.serve.features import FeatureState
+
+    d.mkdir(parents=True)
+    items, users, events = world["items"], world["users"], world["events"]
+    items.write_parquet(d / "items.parquet")
+    users.write_parquet(d / "users.parquet")
+    say(f"catalog: feature state of {len(users):,} users x {len(items):,} items, "
+        f"{events.height:,} events")
+    state = FeatureState.from_tables(users, items, config=config)
+    state.apply(log_frame(events))
+    seen = sp.csr_array((np.ones(int(positive.sum()), np.float32),
+                         (world["user_rows"][positive], world["item_rows"][positive])),
+                        shape=(len(users), len(items)))
+    seen.sum_duplicates()
+    seen.data[:] = 1.0
+    state.set_base_seen(seen)
+    state.save(d / "state")
+    (d / "meta.json").write_text(json.dumps({
+        "data_start": int(events["timestamp"].min()), "data_end": int(events["timestamp"].max()),
+        "events": events.height, "users": users.height, "items": items.height}, indent=2))
+
+
+def build_registry(root: Path, *, n_items: int, n_users: int, dim: int, n_events: int,
+                   seed: int) -> dict[str, Any]:
+    """Build (or reuse) the large registry under ``root``; returns what was done."""
+    from streamrec.features.streamrec import FeatureConfig
+    from streamrec.serve.registry import ModelRegistry
+
+    wanted = {"items": n_items, "users": n_users, "dim": dim, "events": n_events, "seed": seed}
+    marker = root / "build.json"
+    registry = root / "registry"
+    if marker.exists() and json.loads(marker.read_text()).get("config") == wanted:
+        return {"reused": True, **json.loads(marker.read_text())}
+    if registry.exists():
+        shutil.rmtree(registry)
+    t0 = time.perf_counter()
+    say("small world: training the ranker and the session model")
+    small = ModelRegistry(_small_system(root, dim, seed))
+    t_small = time.perf_counter() - t0
+    small_catalog = small.resolve("catalog").artifacts
+    t_end = int(json.loads((small_catalog / "meta.json").read_text())["data_end"])
+    fc = FeatureConfig(**json.loads(
+        (small.resolve("ranker").artifacts / "features.json").read_text()))
+    say(f"large world: {n_items:,} items, {n_users:,} users, {n_events:,} events")
+    world = _synthetic_catalogue(n_items, n_users, dim, n_events, small_catalog, t_end, seed)
+    positive = np.isin(world["kind"], ["play", "like"])
+    reg = ModelRegistry(registry)
+    with tempfile.TemporaryDirectory(dir=root) as tmp:
+        tmp_dir = Path(tmp)
+        _retrieval_entry(tmp_dir / "retrieval", world, positive, seed)
+        _catalog_entry(tmp_dir / "catalog", world, positive, fc)
+        say("registering")
+        for name in ("ranker", "session"):
+            reg.register(name, small.resolve(name).artifacts, alias="production",
+                         description=f"{name} of the small world (load benchmark)")
+        reg.register("retrieval", tmp_dir / "retrieval", alias="production",
+                     description="synthetic clustered factors (load benchmark)")
+        reg.register("catalog", tmp_dir / "catalog", alias="production",
+                     description="synthetic catalogue and state (load benchmark)")
+    info = {"config": wanted, "small_world_s": round(t_small, 1),
+            "build_s": round(time.perf_counter() - t0, 1),
+            "registry_mb": round(sum(f.stat().st_size for f in registry.rglob("*")
+                                     if f.is_file()) / 2**20, 1)}
+    marker.write_text(json.dumps(info, indent=2))
+    return {"reused": False, **info}
+
+
+# =========================================================================== the server
+class Server:
+    """``streamrec serve`` in a subprocess (one torch/OpenMP thread)."""
+
+    def __init__(self, registry: Path, state_dir: Path, port: int, log: Path) -> None:
+        env = dict(os.environ, OMP_NUM_THREADS="1", MKL_NUM_THREADS="1",
+                   OPENBLAS_NUM_THREADS="1", STREAMREC_STATE_DIR=str(state_dir))
+        self.url = f"http://127.0.0.1:{port}"
+        self.log = log
+        self._fh = open(log, "wb")
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "streamrec.cli.main", "serve", "--registry", str(registry),
+             "--port", str(port), "--log-level", "warning"],
+            env=env, stdout=self._fh, stderr=subprocess.STDOUT)
+
+    def wait_ready(self, timeout: float = 900.0) -> float:
+        t0 = time.perf_counter()
+        with httpx.Client(base_url=self.url, timeout=10) as http:
+            while time.perf_counter() - t0 < timeout:
+                if self.proc.poll() is not None:
+                    raise RuntimeError(f"the server exited ({self.proc.returncode}): "
+                                       f"{self.log.read_text()[-3000:]}")
+                try:
+                    if http.get("/readyz").status_code == 200:
+                        return time.perf_counter() - t0
+                except httpx.TransportError:
+                    pass
+                time.sleep(0.2)
+        raise TimeoutError(f"the server was not ready within {timeout} s")
+
+    def cpu_s(self) -> float:
+        """User + system CPU seconds of the server process so far."""
+        fields = Path(f"/proc/{self.proc.pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+    def rss_mb(self) -> float:
+        for line in Path(f"/proc/{self.proc.pid}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return round(int(line.split()[1]) / 1024, 1)
+        return float("nan")
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(timeout=10)
+        self._fh.close()
+
+
+# =========================================================================== clients
+def _pct(values: list[float] | np.ndarray) -> dict[str, float]:
+    v = np.asarray(values, np.float64)
+    if not len(v):
+        return {"n": 0}
+    q = np.percentile(v, [50, 90, 99])
+    return {"n": len(v), "p50": round(float(q[0]), 3), "p90": round(float(q[1]), 3),
+            "p99": round(float(q[2]), 3), "max": round(float(v.max()), 3),
+            "mean": round(float(v.mean()), 3)}
+
+
+class _Recorder:
+    """Latencies, statuses and server stage timings of recommendation requests."""
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.sched: list[float] = []
+        self.service: list[float] = []
+        self.stages: dict[str, list[float]] = {"retrieve": [], "rank": [], "policy": []}
+        self.errors: dict[str, int] = {}
+
+    def request(self, http: httpx.Client, user: int, scheduled: float) -> None:
+        t_send = time.perf_counter()
+        try:
+            r = http.get(f"/v1/users/{user}/recommendations", params={"k": 10})
+            body = r.json() if r.status_code == 200 else None
+        except (httpx.HTTPError, ValueError) as exc:
+            with self.lock:
+                self.errors[type(exc).__name__] = self.errors.get(type(exc).__name__, 0) + 1
+            return
+        t_end = time.perf_counter()
+        with self.lock:
+            if body is None:
+                key = f"http_{r.status_code}"
+                self.errors[key] = self.errors.get(key, 0) + 1
+                return
+            self.sched.append(1e3 * (t_end - scheduled))
+            self.service.append(1e3 * (t_end - t_send))
+            for stage, ms in body.get("timings_ms", {}).items():
+                self.stages.setdefault(stage, []).append(ms)
+
+    def summary(self) -> dict[str, Any]:
+        total = [sum(x) for x in zip(*(self.stages[s] for s in ("retrieve", "rank", "policy")),
+                                     strict=True)]
+        return {"latency_ms": _pct(self.sched), "latency_from_send_ms": _pct(self.service),
+                "server_stage_ms": {s: _pct(v) for s, v in self.stages.items()}
+                | {"retrieve+rank+policy": _pct(total)},
+                "errors": sum(self.errors.values()), "error_kinds": self.errors}
+
+
+def _users(rng: np.random.Generator, n: int, n_users: int, unknown: float) -> np.ndarray:
+    """Known ids (1..n_users) uniformly, ``unknown`` of them ids the catalogue lacks."""
+    u = rng.integers(1, n_users + 1, n)
+    new = rng.random(n) < unknown
+    u[new] = n_users + 1 + rng.integers(0, 10 * n_users, int(new.sum()))
+    return u
+
+
+def open_loop(url: str, rps: float, seconds: float, users: np.ndarray,
+              workers: int = 16) -> dict[str, Any]:
+    """Fire requests at fixed times (``rps``) whatever the responses do.
+
+    ``workers`` threads, each with its own connected keep-alive client (created before
+    the clock starts), take the scheduled requests from a queue; a request waits in the
+    queue only when all workers are busy, and that wait counts in ``latency_ms``.
+    """
+    n = int(rps * seconds)
+    rec = _Recorder()
+    jobs: queue.SimpleQueue[tuple[int, float] | None] = queue.SimpleQueue()
+    clients = [httpx.Client(base_url=url, timeout=30) for _ in range(workers)]
+    for c in clients:  # connect now: no connection set-up inside the measurement
+        c.get("/healthz")
+
+    def worker(http: httpx.Client) -> None:
+        while (job := jobs.get()) is not None:
+            rec.request(http, job[0], job[1])
+
+    threads = [threading.Thread(target=worker, args=(c,), name=f"open-loop-{k}")
+               for k, c in enumerate(clients)]
+    for t in threads:
+        t.start()
+    cpu0 = time.process_time()
+    t0 = time.perf_counter() + 0.05
+    late = 0
+    for j in range(n):  # the dispatcher: one job per scheduled request
+        at = t0 + j / rps
+        wait = at - time.perf_counter()
+        if wait > 0:
+            time.sleep(wait)
+        elif wait < -0.005:
+            late += 1
+        jobs.put((int(users[j % len(users)]), at))
+    for _ in threads:
+        jobs.put(None)
+    for t in threads:
+        t.join()
+    elapsed = time.perf_counter() - t0
+    for c in clients:
+        c.close()
+    return {"target_rps": rps, "seconds": round(elapsed, 2), "requests": n,
+            "achieved_rps": round((n - sum(rec.errors.values())) / elapsed, 1),
+            "dispatch_late_5ms": late, "client_cpu_s": round(time.process_time() - cpu0, 2),
+            **rec.summary()}
+
+
+def closed_loop(url: str, concurrency: int, seconds: float, users: np.ndarray,
+                ) -> dict[str, Any]:
+    """``concurrency`` connections, each sending its next request when the last returns."""
+    rec = _Recorder()
+    stop = time.perf_counter() + seconds
+
+    def worker(k: int) -> None:
+        with httpx.Client(base_url=url, timeout=30) as http:
+            j = k
+            while time.perf_counter() < stop:
+                rec.request(http, int(users[j % len(users)]), time.perf_counter())
+                j += concurrency
+
+    cpu0 = time.process_time()
+    t0 = time.perf_counter()
+    threads = [threading.Thread(target=worker, args=(k,)) for k in range(concurrency)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    elapsed = time.perf_counter() - t0
+    s = rec.summary()
+    return {"concurrency": concurrency, "seconds": round(elapsed, 2),
+            "rps": round(s["latency_ms"].get("n", 0) / elapsed, 1),
+            "client_cpu_s": round(time.process_time() - cpu0, 2), **s}
+
+
+def ingest(url: str, clients: int, seconds: float, n_users: int, n_items: int, tag: str,
+           probe_users: np.ndarray, server: Server) -> dict[str, Any]:
+    """POST batches of events as fast as possible; then wait for the consumer to catch up."""
+    kinds = np.array(list(EVENT_MIX))
+    p = np.array(list(EVENT_MIX.values()))
+    acked = [0] * clients
+    errors: list[str] = []
+    stop = time.perf_counter() + seconds
+
+    def worker(k: int) -> None:
+        rng = np.random.default_rng(1000 + k)
+        with httpx.Client(base_url=url, timeout=60) as http:
+            b = 0
+            while time.perf_counter() < stop:
+                u = rng.integers(1, n_users + 1, INGEST_BATCH).tolist()
+                i = rng.integers(1, n_items + 1, INGEST_BATCH).tolist()
+                e = kinds[rng.choice(len(kinds), INGEST_BATCH, p=p)].tolist()
+                batch = [{"event_id": f"{tag}-{k}-{b}-{j}", "user_id": u[j], "item_id": i[j],
+                          "event": e[j], "session_id": u[j] * 1000 + 999}
+                         for j in range(INGEST_BATCH)]
+                b += 1
+                try:
+                    r = http.post("/v1/events", content=json.dumps({"events": batch}),
+                                  headers={"content-type": "application/json"})
+                except httpx.HTTPError as exc:
+                    errors.append(type(exc).__name__)
+                    continue
+                if r.status_code == 202:
+                    acked[k] += r.json()["accepted"]
+                else:
+                    errors.append(f"http_{r.status_code}")
+
+    probe: dict[str, Any] = {}
+
+    def prober() -> None:  # an open loop of 20 requests/s while the clients post
+        probe.update(open_loop(url, 20.0, seconds, probe_users, workers=4))
+
+    cpu0, srv0 = time.process_time(), server.cpu_s()
+    t0 = time.perf_counter()
+    pt = threading.Thread(target=prober)
+    pt.start()
+    threads = [threading.Thread(target=worker, args=(k,)) for k in range(clients)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    elapsed = time.perf_counter() - t0
+    lag = -1
+    with httpx.Client(base_url=url, timeout=30) as http:
+        deadline = time.perf_counter() + 600
+        while time.perf_counter() < deadline:
+            lag = int(http.get("/readyz").json().get("queue_lag", -1))
+            if lag == 0:
+                break
+            time.sleep(0.1)
+    drained = time.perf_counter() - t0
+    pt.join()
+    total = sum(acked)
+    return {"clients": clients, "batch": INGEST_BATCH, "seconds": round(elapsed, 2),
+            "events_acknowledged": total, "acknowledged_per_s": round(total / elapsed, 1),
+            "applied_after_s": round(drained, 2) if lag == 0 else None,
+            "applied_per_s": round(total / drained, 1) if lag == 0 else None,
+            "errors": len(errors), "client_cpu_s": round(time.process_time() - cpu0, 2),
+            "server_cpu_s": round(server.cpu_s() - srv0, 2),
+            "recommendations_meanwhile": probe}
+
+
+# =========================================================================== main
+def _phase(name: str, server: Server, fn: Callable[[], dict[str, Any]]) -> dict[str, Any]:
+    say(name)
+    cpu0 = server.cpu_s()
+    out = fn()
+    out.setdefault("server_cpu_s", round(server.cpu_s() - cpu0, 2))
+    return out
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--items", type=int, default=200_000)
+    parser.add_argument("--users", type=int, default=1_000_000)
+    parser.add_argument("--dim", type=int, default=64)
+    parser.add_argument("--events", type=int, default=3_000_000,
+                        help="synthetic events behind the catalogue's feature state")
+    parser.add_argument("--rps", type=float, default=100.0)
+    parser.add_argument("--seconds", type=float, default=30.0, help="open-loop duration")
+    parser.add_argument("--unknown", type=float, default=0.05, help="share of unknown users")
+    parser.add_argument("--concurrency", default="1,2,4,8")
+    parser.add_argument("--closed-seconds", type=float, default=10.0)
+    parser.add_argument("--ingest-clients", default="1,4")
+    parser.add_argument("--ingest-seconds", type=float, default=10.0)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--reuse", type=Path, default=None,
+                        help="build the registry into DIR once, reuse it afterwards")
+    parser.add_argument("--out", type=Path, default=None, help="also write the JSON here")
+    args = parser.parse_args()
+
+    from streamrec.serve.demo import free_port
+
+    workdir = args.reuse or Path(tempfile.mkdtemp(prefix="streamrec-load-"))
+    workdir.mkdir(parents=True, exist_ok=True)
+    state_dir = Path(tempfile.mkdtemp(prefix="streamrec-load-state-"))
+    out: dict[str, Any] = {
+        "benchmark": "load_service", "cpus": os.cpu_count(),
+        "python": platform.python_version(), "machine": platform.machine(),
+        "config": {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()},
+        "notes": ["client and server share the machine's cores: see client_cpu_s and "
+                  "server_cpu_s", "server: streamrec serve, OMP_NUM_THREADS=1, SQLite queue",
+                  "latency_ms is from each request's scheduled send time (open loop) or its "
+                  "send (closed loop); server_stage_ms is the response's timings_ms"]}
+    server = None
+    try:
+        out["build"] = build_registry(workdir, n_items=args.items, n_users=args.users,
+                                      dim=args.dim, n_events=args.events, seed=args.seed)
+        say(f"registry ready: {out['build']}")
+        server = Server(workdir / "registry", state_dir, free_port(), state_dir / "serve.log")
+        out["server"] = {"startup_s": round(server.wait_ready(), 1)}
+        out["server"]["rss_mb_after_start"] = server.rss_mb()
+        rng = np.random.default_rng(args.seed + 1)
+        warm = closed_loop(server.url, 1, 3.0, _users(rng, 1000, args.users, args.unknown))
+        out["warmup"] = {"requests": warm["latency_ms"].get("n", 0), "errors": warm["errors"]}
+        users = _users(rng, int(args.rps * args.seconds) + 1, args.users, args.unknown)
+        out["open_loop"] = _phase(f"open loop: {args.rps} requests/s for {args.seconds} s",
+                                  server, lambda: open_loop(server.url, args.rps, args.seconds,
+                                                            users))
+        out["closed_loop"] = []
+        for c in (int(x) for x in args.concurrency.split(",") if x):
+            users = _users(rng, 100_000, args.users, args.unknown)
+            out["closed_loop"].append(_phase(
+                f"closed loop: {c} connections", server,
+                lambda c=c, users=users: closed_loop(server.url, c, args.closed_seconds, users)))
+        best = max(out["closed_loop"], key=lambda r: r["rps"], default=None)
+        out["max_throughput_rps"] = best["rps"] if best else None
+        out["ingest"] = []
+        for c in (int(x) for x in args.ingest_clients.split(",") if x):
+            probe_users = _users(rng, 10_000, args.users, args.unknown)
+            out["ingest"].append(_phase(
+                f"ingestion: {c} clients", server,
+                lambda c=c, pu=probe_users: ingest(server.url, c, args.ingest_seconds,
+                                                   args.users, args.items, f"c{c}", pu,
+                                                   server)))
+        out["server"]["rss_mb_at_end"] = server.rss_mb()
+    finally:
+        if server is not None:
+            server.stop()
+        shutil.rmtree(state_dir, ignore_errors=True)
+        if args.reuse is None:
+            shutil.rmtree(workdir, ignore_errors=True)
+    text = json.dumps(out, indent=2)
+    if args.out:
+        args.out.write_text(text + "\n")
+    print(text)
+
+
+if __name__ == "__main__":
+    main()
