@@ -44,13 +44,15 @@ directory that is deleted at the end.
    consumer has applied all of them; an open loop of 20 recommendation requests/s runs
    while the clients post.
 
-The client runs in this process (sync httpx clients in threads) on the same machine: its
+The client runs in this process (keep-alive ``http.client`` connections in threads for the
+recommendation requests, httpx for the event batches) on the same machine: its
 CPU time is reported (``client_cpu_s``) next to the server's, because both share the cores.
 """
 
 from __future__ import annotations
 
 import argparse
+import http.client
 import json
 import os
 import platform
@@ -62,6 +64,7 @@ import sys
 import tempfile
 import threading
 import time
+import urllib.parse
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -337,6 +340,30 @@ def _pct(values: list[float] | np.ndarray) -> dict[str, float]:
             "mean": round(float(v.mean()), 3)}
 
 
+class _Http:
+    """One keep-alive connection with the standard library's ``http.client``: the load
+    generator shares the two cores with the server, and httpx costs several times more CPU
+    per request (it would inflate every latency measured here)."""
+
+    def __init__(self, url: str) -> None:
+        parsed = urllib.parse.urlsplit(url)
+        self.host, self.port = parsed.hostname, parsed.port
+        self.conn = http.client.HTTPConnection(self.host, self.port, timeout=30)
+
+    def get(self, path: str) -> tuple[int, bytes]:
+        try:
+            self.conn.request("GET", path)
+            r = self.conn.getresponse()
+            return r.status, r.read()
+        except (OSError, http.client.HTTPException):
+            self.conn.close()  # reconnect on the next request
+            self.conn = http.client.HTTPConnection(self.host, self.port, timeout=30)
+            raise
+
+    def close(self) -> None:
+        self.conn.close()
+
+
 class _Recorder:
     """Latencies, statuses and server stage timings of recommendation requests."""
 
@@ -347,19 +374,19 @@ class _Recorder:
         self.stages: dict[str, list[float]] = {"retrieve": [], "rank": [], "policy": []}
         self.errors: dict[str, int] = {}
 
-    def request(self, http: httpx.Client, user: int, scheduled: float) -> None:
+    def request(self, http: _Http, user: int, scheduled: float) -> None:
         t_send = time.perf_counter()
         try:
-            r = http.get(f"/v1/users/{user}/recommendations", params={"k": 10})
-            body = r.json() if r.status_code == 200 else None
-        except (httpx.HTTPError, ValueError) as exc:
+            status, raw = http.get(f"/v1/users/{user}/recommendations?k=10")
+            t_end = time.perf_counter()
+            body = json.loads(raw) if status == 200 else None
+        except (OSError, http.client.HTTPException, ValueError) as exc:
             with self.lock:
                 self.errors[type(exc).__name__] = self.errors.get(type(exc).__name__, 0) + 1
             return
-        t_end = time.perf_counter()
         with self.lock:
             if body is None:
-                key = f"http_{r.status_code}"
+                key = f"http_{status}"
                 self.errors[key] = self.errors.get(key, 0) + 1
                 return
             self.sched.append(1e3 * (t_end - scheduled))
@@ -395,11 +422,11 @@ def open_loop(url: str, rps: float, seconds: float, users: np.ndarray,
     n = int(rps * seconds)
     rec = _Recorder()
     jobs: queue.SimpleQueue[tuple[int, float] | None] = queue.SimpleQueue()
-    clients = [httpx.Client(base_url=url, timeout=30) for _ in range(workers)]
+    clients = [_Http(url) for _ in range(workers)]
     for c in clients:  # connect now: no connection set-up inside the measurement
         c.get("/healthz")
 
-    def worker(http: httpx.Client) -> None:
+    def worker(http: _Http) -> None:
         while (job := jobs.get()) is not None:
             rec.request(http, job[0], job[1])
 
@@ -438,11 +465,12 @@ def closed_loop(url: str, concurrency: int, seconds: float, users: np.ndarray,
     stop = time.perf_counter() + seconds
 
     def worker(k: int) -> None:
-        with httpx.Client(base_url=url, timeout=30) as http:
-            j = k
-            while time.perf_counter() < stop:
-                rec.request(http, int(users[j % len(users)]), time.perf_counter())
-                j += concurrency
+        conn = _Http(url)
+        j = k
+        while time.perf_counter() < stop:
+            rec.request(conn, int(users[j % len(users)]), time.perf_counter())
+            j += concurrency
+        conn.close()
 
     cpu0 = time.process_time()
     t0 = time.perf_counter()

@@ -58,7 +58,8 @@ class EngineConfig:
     Attributes
     ----------
     n_ann, n_covisit, n_popular, n_new : int
-        Candidates from each source (before the union).
+        Candidates from each source (before the union; about 200 after it, the batch the
+        ranker's latency target is set for).
     recent_for_covisit : int
         How many of the user's latest items seed the co-visitation candidates.
     new_item_days : int
@@ -66,9 +67,9 @@ class EngineConfig:
     policy : PolicyConfig
     """
 
-    n_ann: int = 200
-    n_covisit: int = 100
-    n_popular: int = 100
+    n_ann: int = 100
+    n_covisit: int = 50
+    n_popular: int = 50
     n_new: int = 20
     recent_for_covisit: int = 10
     new_item_days: int = 7

@@ -253,7 +253,7 @@ class SQLiteQueue(EventQueue):
     """
 
     backend = "sqlite"
-    _POLL_S = 0.01
+    _POLL_S = 0.1
 
     def __init__(
         self,
@@ -272,6 +272,7 @@ class SQLiteQueue(EventQueue):
         self.consumer = consumer
         self.synchronous = sync
         self._lock = threading.Lock()
+        self._wakeup = threading.Event()  # set by append: wakes a blocked read
         self._delivered_upto = 0  # highest seq handed out by this instance
         self._appended = 0
         self._duplicates = 0
@@ -333,6 +334,8 @@ class SQLiteQueue(EventQueue):
                 ) from exc
         self._appended += accepted
         self._duplicates += len(ids) - accepted
+        if accepted:
+            self._wakeup.set()
         return AppendResult(accepted=accepted, duplicates=len(ids) - accepted)
 
     def _fetch(self, max_events: int) -> list[Delivery]:
@@ -362,7 +365,10 @@ class SQLiteQueue(EventQueue):
             remaining = deadline - time.monotonic()
             if remaining <= 0:
                 return []
-            time.sleep(min(self._POLL_S, remaining))
+            # woken at once by an append of this process; appends by other processes are
+            # seen at the next poll (no busy loop competing with request threads)
+            self._wakeup.wait(min(self._POLL_S, remaining))
+            self._wakeup.clear()
 
     def ack(self, ids: Sequence[str]) -> None:
         """Mark deliveries processed (see :meth:`EventQueue.ack`)."""
