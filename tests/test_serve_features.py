@@ -107,3 +107,19 @@ def test_policy_caps_categories_and_reserves_exploration():
     assert explored.tolist() == [False, False, False, False, True]
     picked, explored = apply_policy(order, cats, np.zeros(10, bool), 5, PolicyConfig(0, 1))
     assert picked.tolist() == [0, 1, 2, 3, 4] and not explored.any()
+
+
+def test_trending_snapshot_equals_the_buckets(world):
+    w, ev, _ = world
+    state = FeatureState.from_tables(w.users, w.items)
+    state.apply(ev)
+    t = int(ev["timestamp"].max()) + 1800
+    items = np.arange(len(state.items))
+    direct = state.trending(items, t)
+    long = state.refresh_trending(t)
+    np.testing.assert_array_equal(state.trending(items, t), direct)
+    assert long.shape == (len(state.items),) and long.sum() > 0
+    # another hour: the snapshot is not used
+    later = t + 5 * 3600
+    np.testing.assert_array_equal(state.trending(items, later),
+                                  state._trending(*state._windows(items, later)))

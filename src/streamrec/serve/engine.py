@@ -191,6 +191,7 @@ class Engine:
         self.slate = SlateEncoder(models.encoder, self.state.items.ids)
         self.user_vecs = _Vectors(models.retrieval)
         self.mf_vecs = _Vectors(models.mf)
+        self._lists_at = None  # recompute the lists (and their vectors) for these models
         self._refresh_popular()
 
     def swap(self, models: Models) -> dict[str, str]:
@@ -215,11 +216,13 @@ class Engine:
             return
         st = self.state
         n = len(st.items)
-        recent = st.i_hours[:n].sum(1, dtype=np.float64)
+        recent = st.refresh_trending(now)  # plays in the last 168 hours
         score = recent + 1e-6 * st.i_play[:n]
         self.popular = np.argsort(-score, kind="stable")[: max(self.config.n_popular, 1000)]
         rows = np.arange(n)
         self.fresh = rows[self._is_new(rows, now)]
+        vecs = self.models.item_vectors
+        self.fresh_vectors = vecs[self.fresh[self.fresh < len(vecs)]]
         self._lists_at = now
 
     # ------------------------------------------------------------------ lookups
@@ -303,7 +306,8 @@ class Engine:
         if len(fresh):
             if vec is not None:  # the n_new closest to the user (argpartition, then sort)
                 fresh = fresh[fresh < n_items]
-                s = m.item_vectors[fresh] @ vec
+                fv = self.fresh_vectors
+                s = (fv if len(fv) == len(fresh) else m.item_vectors[fresh]) @ vec
                 if len(s) > cfg.n_new:
                     part = np.argpartition(-s, cfg.n_new - 1)[: cfg.n_new]
                     fresh, s = fresh[part], s[part]

@@ -104,6 +104,7 @@ class FeatureState:
         self.hour_ = -1
         self.base_seen = sp.csr_array((0, 0), dtype=np.float32)
         self.n_applied = 0
+        self._trend_snapshot: tuple[int, np.ndarray] | None = None
         self._alloc_users(0)
         self._alloc_items(0)
         self.creator_imp = np.zeros(1, np.float64)
@@ -365,17 +366,40 @@ class FeatureState:
         h = (self.clicked if clicks else self.recent)[user_row]
         return h[h >= 0].astype(np.int64)
 
-    def trending(self, items: np.ndarray, now: int) -> np.ndarray:
-        """``log((plays in 24 h + 1) / (plays in 168 h * 24 / 168 + 1))`` at ``now``, (C,)."""
+    def _windows(self, items: np.ndarray | slice, now: int) -> tuple[np.ndarray, np.ndarray]:
+        """Plays of ``items`` in the last 24 and 168 hours at ``now``, (C,) each."""
         cfg = self.config
         hn = now // HOUR
         n_short, n_long = cfg.trending_short // HOUR, cfg.trending_long // HOUR
         hours = np.arange(hn - n_long + 1, hn + 1)
-        kept = (hours <= self.hour_) & (hours > self.hour_ - N_HOURS)
-        counts = self.i_hours[np.ix_(items, hours[kept] % N_HOURS)]
-        short = counts[:, hours[kept] > hn - n_short].sum(1, dtype=np.float64)
-        long = counts.sum(1, dtype=np.float64)
-        return np.log((short + 1.0) / (long * n_short / n_long + 1.0))
+        kept = hours[(hours <= self.hour_) & (hours > self.hour_ - N_HOURS)]
+        counts = self.i_hours[items][:, kept % N_HOURS]
+        short = counts[:, kept > hn - n_short].sum(1, dtype=np.float64)
+        return short, counts.sum(1, dtype=np.float64)
+
+    def _trending(self, short: np.ndarray, long: np.ndarray) -> np.ndarray:
+        cfg = self.config
+        return np.log((short + 1.0) / (long * cfg.trending_short / cfg.trending_long + 1.0))
+
+    def trending(self, items: np.ndarray, now: int) -> np.ndarray:
+        """``log((plays in 24 h + 1) / (plays in 168 h * 24 / 168 + 1))`` at ``now``, (C,).
+
+        Read from the snapshot of :meth:`refresh_trending` when it is for the same hour and
+        covers the items (the service refreshes it about once a second, so it lags the
+        counters by at most that), else computed from the hourly buckets."""
+        snap = self._trend_snapshot
+        if snap is not None and snap[0] == now // HOUR and len(items) and items.max() < len(
+                snap[1]):
+            return snap[1][items]
+        return self._trending(*self._windows(items, now))
+
+    def refresh_trending(self, now: int) -> np.ndarray:
+        """Snapshot ``item_trending_score`` of every item for ``now``'s hour; returns the
+        plays of each item in the last 168 hours (the service's popularity), (n_items,)."""
+        with self.lock:
+            short, long = self._windows(slice(0, len(self.items)), now)
+            self._trend_snapshot = (now // HOUR, self._trending(short, long))
+        return long
 
     def feature_arrays(self, user_row: int, items: np.ndarray, now: int, *,
                        platform: str | None = None, collaborative: np.ndarray | None = None,
