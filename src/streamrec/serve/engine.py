@@ -220,9 +220,10 @@ class Engine:
         score = recent + 1e-6 * st.i_play[:n]
         self.popular = np.argsort(-score, kind="stable")[: max(self.config.n_popular, 1000)]
         rows = np.arange(n)
-        self.fresh = rows[self._is_new(rows, now)]
+        fresh = rows[self._is_new(rows, now)]
         vecs = self.models.item_vectors
-        self.fresh_vectors = vecs[self.fresh[self.fresh < len(vecs)]]
+        fresh = fresh[fresh < len(vecs)]
+        self.fresh = (fresh, vecs[fresh])  # one assignment: rows and vectors agree
         self._lists_at = now
 
     # ------------------------------------------------------------------ lookups
@@ -275,7 +276,6 @@ class Engine:
         recent = st.history(row)
         seen = st.seen(row)
         cold = vec is None and len(recent) == 0
-        n_items = len(m.item_vectors)
         cand, src = [], []
         if vec is not None:
             ids, _ = m.index.search(vec[None, :], cfg.n_ann + len(seen))
@@ -300,14 +300,13 @@ class Engine:
         src.append(np.full(len(pop), 4 if onboarding else 2))
         if now - self._lists_at > 60:  # no events lately: new items still age out
             self._refresh_popular(now)
-        fresh = self.fresh
+        fresh, fresh_vecs = self.fresh
         if onboarding:  # new items of the chosen genres only
-            fresh = fresh[np.isin(st.i_cat[fresh], codes)]
+            keep = np.isin(st.i_cat[fresh], codes)
+            fresh, fresh_vecs = fresh[keep], fresh_vecs[keep]
         if len(fresh):
             if vec is not None:  # the n_new closest to the user (argpartition, then sort)
-                fresh = fresh[fresh < n_items]
-                fv = self.fresh_vectors
-                s = (fv if len(fv) == len(fresh) else m.item_vectors[fresh]) @ vec
+                s = fresh_vecs @ vec
                 if len(s) > cfg.n_new:
                     part = np.argpartition(-s, cfg.n_new - 1)[: cfg.n_new]
                     fresh, s = fresh[part], s[part]
@@ -418,18 +417,21 @@ class Engine:
     def apply_events(self, events: pl.DataFrame) -> int:
         """Fold consumed events into the state, refresh touched users' vectors and the live
         sessions; returns the number applied."""
-        with self.lock.write():
+        with self.lock.write():  # requests never see half of a batch's counters
             n = self.state.apply(events)
-            if not n:
-                return 0
-            pos = events.filter(pl.col("event").is_in(list(POSITIVE_EVENTS)))
-            touched = np.unique(self.state.users.lookup(pos["user_id"].to_numpy()))
-            touched = touched[touched >= 0]
-            self.live_users.update(touched.tolist())
-            self._fold(touched)
-            self._update_sessions(pos)
-            self._refresh_popular()
-            return n
+        if not n:
+            return 0
+        # the rest replaces whole values (a user's vector, a session list, the popular
+        # lists): requests read the old or the new one, so it runs outside the exclusive
+        # lock; a swap meanwhile refolds every live user with its own models
+        pos = events.filter(pl.col("event").is_in(list(POSITIVE_EVENTS)))
+        touched = np.unique(self.state.users.lookup(pos["user_id"].to_numpy()))
+        touched = touched[touched >= 0]
+        self.live_users.update(touched.tolist())
+        self._fold(touched)
+        self._update_sessions(pos)
+        self._refresh_popular()
+        return n
 
     def _fold(self, rows: np.ndarray) -> None:
         if not len(rows):
