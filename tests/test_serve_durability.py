@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import itertools
 import os
-import shutil
 import signal
 import subprocess
 import sys
@@ -32,6 +31,7 @@ import numpy as np
 import polars as pl
 import pytest
 
+from _redis_server import RedisServer, need_redis
 from _serve_system import build_tiny_system
 from streamrec.serve.demo import free_port
 from streamrec.serve.eventlog import EventLog
@@ -48,52 +48,6 @@ def registry(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 # --------------------------------------------------------------------------- processes
-class RedisServer:
-    """A throwaway ``redis-server`` (fsync-always AOF, no RDB) on a free loopback port."""
-
-    def __init__(self, directory: Path) -> None:
-        self.directory = directory
-        self.port = free_port()
-        self.proc: subprocess.Popen[bytes] | None = None
-
-    @property
-    def url(self) -> str:
-        return f"redis://127.0.0.1:{self.port}/0"
-
-    def start(self) -> RedisServer:
-        import redis
-
-        self.proc = subprocess.Popen(
-            [shutil.which("redis-server") or "redis-server", "--port", str(self.port),
-             "--bind", "127.0.0.1", "--save", "", "--appendonly", "yes",
-             "--appendfsync", "always", "--dir", str(self.directory)],
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        client = redis.Redis(host="127.0.0.1", port=self.port, socket_connect_timeout=0.2)
-        deadline = time.monotonic() + 10
-        try:
-            while True:
-                try:
-                    if client.ping():
-                        return self
-                except redis.RedisError:
-                    if self.proc.poll() is not None or time.monotonic() > deadline:
-                        raise RuntimeError(f"redis-server on port {self.port} did not start"
-                                           ) from None
-                    time.sleep(0.02)
-        finally:
-            client.close()
-
-    def stop(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(timeout=10)
-        self.proc = None
-
-
 class ServeProcess:
     """``streamrec serve`` as a real subprocess (uvicorn), on a fresh port."""
 
@@ -303,9 +257,7 @@ def test_sigkill_loses_no_acknowledged_event(backend: str, registry: Path, tmp_p
     state_dir = tmp_path / "state"
     redis_server = None
     if backend == "redis":
-        if shutil.which("redis-server") is None:
-            pytest.skip("redis-server is not installed")
-        pytest.importorskip("redis")
+        need_redis()
         (tmp_path / "redis").mkdir()
         redis_server = RedisServer(tmp_path / "redis").start()
         queue_url = redis_server.url

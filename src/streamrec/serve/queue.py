@@ -26,7 +26,8 @@ import sqlite3
 import threading
 import time
 from abc import ABC, abstractmethod
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
@@ -225,6 +226,20 @@ CREATE INDEX IF NOT EXISTS events_acked_seq ON events (acked, seq);
 """
 
 
+@contextmanager
+def _immediate(conn: sqlite3.Connection) -> Iterator[None]:
+    """A write transaction taken at once (``BEGIN IMMEDIATE``), committed, or rolled back
+    on any error."""
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        yield
+        conn.execute("COMMIT")
+    except BaseException:
+        if conn.in_transaction:
+            conn.execute("ROLLBACK")
+        raise
+
+
 class SQLiteQueue(EventQueue):
     """Event queue in one SQLite file (WAL journal, ``synchronous=FULL``).
 
@@ -314,19 +329,13 @@ class SQLiteQueue(EventQueue):
         with self._lock:
             conn = self._check_open()
             try:
-                conn.execute("BEGIN IMMEDIATE")
-                try:
+                with _immediate(conn):
                     before = conn.total_changes
                     conn.executemany(
                         "INSERT OR IGNORE INTO events (event_id, payload) VALUES (?, ?)",
                         zip(ids, payloads, strict=True),
                     )
                     accepted = conn.total_changes - before
-                    conn.execute("COMMIT")
-                except BaseException:
-                    if conn.in_transaction:
-                        conn.execute("ROLLBACK")
-                    raise
             except sqlite3.Error as exc:
                 raise QueueError(
                     f"append to SQLite queue {self.path} failed: {exc}; the batch was not "
@@ -381,14 +390,8 @@ class SQLiteQueue(EventQueue):
         with self._lock:
             conn = self._check_open()
             try:
-                conn.execute("BEGIN IMMEDIATE")
-                try:
+                with _immediate(conn):
                     conn.executemany("UPDATE events SET acked = 1 WHERE seq = ?", seqs)
-                    conn.execute("COMMIT")
-                except BaseException:
-                    if conn.in_transaction:
-                        conn.execute("ROLLBACK")
-                    raise
             except sqlite3.Error as exc:
                 raise QueueError(f"ack on SQLite queue {self.path} failed: {exc}") from exc
 
