@@ -64,7 +64,8 @@ def test_recommendations_for_a_known_user(client):
     assert {it["stage"] for it in body["items"]} <= {"ranked", "explore"}
     assert set(body["versions"]) == {"retrieval", "ranker", "session", "catalog"}
     scores = [it["score"] for it in body["items"] if it["stage"] == "ranked"]
-    assert scores == sorted(scores, reverse=True) and all(0 < s < 1 for s in scores)
+    assert scores == sorted(scores, reverse=True) and all(0 <= s <= 1 for s in scores)
+    assert all(0 < it["p_click"] < 1 for it in body["items"])
     assert set(body["timings_ms"]) == {"retrieve", "rank", "policy"}
 
 

@@ -87,7 +87,8 @@ def demo(
         if "items" in body and isinstance(body["items"], list) and body["items"] and \
                 isinstance(body["items"][0], dict):
             t = Table(show_header=True, box=None)
-            cols = [c for c in ("item_id", "score", "source", "stage") if c in body["items"][0]]
+            cols = [c for c in ("item_id", "score", "p_click", "source", "stage")
+                    if c in body["items"][0]]
             for c in cols:
                 t.add_column(c)
             for it in body["items"]:

@@ -169,7 +169,7 @@ class ServiceState:
         replay = s.clock == "replay" or (s.clock == "auto" and end < wall - 86_400)
         self.clock_offset = end + 1 - wall if replay else 0
         cfg = EngineConfig(n_ann=s.n_ann, n_covisit=s.n_covisit, n_popular=s.n_popular,
-                           new_item_days=s.new_item_days,
+                           new_item_days=s.new_item_days, blend=s.blend,
                            policy=PolicyConfig(s.max_per_category, s.explore_slots))
         self.engine = Engine(models, cfg, clock=self.now)
         if past.height:  # events consumed before a restart: back into the state

@@ -64,6 +64,13 @@ class EngineConfig:
         How many of the user's latest items seed the co-visitation candidates.
     new_item_days : int
         Items released (or added) less than this many days ago are "new" (exploration).
+    blend : float
+        Order by ``(1 - blend) * percentile(click probability) + blend *
+        percentile(user . item vector)`` within the candidates (0: the ranker alone; users
+        without a vector always get the ranker alone). The click model predicts clicks on
+        impressions, the retrieval model what users play: the mix serves both. The
+        default 0.5 was chosen on a validation time cut of the synthetic world
+        (``benchmarks/serving_quality.py``).
     policy : PolicyConfig
     """
 
@@ -71,6 +78,7 @@ class EngineConfig:
     n_covisit: int = 50
     n_popular: int = 50
     n_new: int = 20
+    blend: float = 0.5
     recent_for_covisit: int = 10
     new_item_days: int = 7
     policy: PolicyConfig = field(default_factory=PolicyConfig)
@@ -324,7 +332,11 @@ class Engine:
             return {"items": [], "versions": dict(m.versions), "cold_start": cold}
         probs = self._rank(m, row, user_id, rows, now, platform)
         t2 = time.perf_counter()
-        order = np.argsort(-probs, kind="stable")
+        final = probs
+        if cfg.blend > 0 and vec is not None:  # mix in the retrieval model's preference
+            affinity = m.item_vectors[rows] @ vec
+            final = (1.0 - cfg.blend) * _percentile(probs) + cfg.blend * _percentile(affinity)
+        order = np.argsort(-final, kind="stable")
         policy = cfg.policy
         if onboarding and policy.max_per_category:  # a few chosen genres fill the list
             policy = replace(policy, max_per_category=max(
@@ -336,10 +348,10 @@ class Engine:
         if timings is not None:
             timings.update(retrieve=t1 - t0, rank=t2 - t1, policy=t3 - t2)
         ids = st.items.ids[rows[pos]]
-        out = [{"item_id": int(i), "score": float(p), "source": SOURCES[s],
-                "stage": "explore" if e else "ranked"}
-               for i, p, s, e in zip(ids.tolist(), probs[pos].tolist(), sources[pos].tolist(),
-                                     explored.tolist(), strict=True)]
+        out = [{"item_id": int(i), "score": float(f), "p_click": float(p),
+                "source": SOURCES[s], "stage": "explore" if e else "ranked"}
+               for i, f, p, s, e in zip(ids.tolist(), final[pos].tolist(), probs[pos].tolist(),
+                                        sources[pos].tolist(), explored.tolist(), strict=True)]
         return {"items": out, "versions": dict(m.versions), "cold_start": cold}
 
     def _rank(self, m: Models, row: int, user_id: int, rows: np.ndarray, now: int,
@@ -480,6 +492,14 @@ class Engine:
                 self._lists_at = None  # the new items join the exploration pool now
                 self._refresh_popular(now)
             return rows
+
+
+def _percentile(x: np.ndarray) -> np.ndarray:
+    """Rank of each value among ``x`` scaled to [0, 1] (ties broken by position), (n,)."""
+    n = len(x)
+    out = np.empty(n, np.float64)
+    out[np.argsort(x, kind="stable")] = np.arange(n) / max(n - 1, 1)
+    return out
 
 
 def _histories(rows: np.ndarray, base: sp.csr_array, live: np.ndarray, n_items: int,

@@ -57,7 +57,9 @@ class EventsAccepted(BaseModel):
 
 class RecItem(BaseModel):
     item_id: int
-    score: float = Field(description="the ranker's click probability")
+    score: float = Field(description="the final order's score: the click probability's "
+                               "percentile blended with the retrieval score's (settings.blend)")
+    p_click: float = Field(description="the ranker's click probability")
     source: str = Field(description="retrieval source: ann, covisit, popular, new, onboarding")
     stage: str = Field(description="ranked (by the ranker) or explore (an exploration slot)")
 

@@ -38,6 +38,9 @@ class Settings(BaseSettings):
     n_ann: int = Field(100, ge=1, description="ANN candidates per request")
     n_covisit: int = Field(50, ge=0, description="co-visitation candidates per request")
     n_popular: int = Field(50, ge=1, description="popular candidates per request")
+    blend: float = Field(0.5, ge=0, le=1, description="weight of the retrieval model's "
+                         "score against the click model's in the final order (0: the ranker "
+                         "alone; 0.5 was the best on a validation cut of the synthetic world)")
     max_per_category: int = Field(3, ge=0, description="policy: items of one category (0: off)")
     explore_slots: int = Field(1, ge=0, description="policy: slots for new items")
     new_item_days: int = Field(7, ge=0)
