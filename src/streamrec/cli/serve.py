@@ -29,6 +29,8 @@ def serve(
         help="bearer token of the /admin routes (or STREAMREC_ADMIN_TOKEN)")] = None,
     workers_log_level: Annotated[str, typer.Option("--log-level", help="uvicorn log level")] = (
         "info"),
+    access_log: Annotated[bool, typer.Option(help="log every request (uvicorn's access log "
+                                             "at info level; /metrics counts them too)")] = True,
 ) -> None:
     """Serve the registry's production models over HTTP (FastAPI + uvicorn).
 
@@ -54,7 +56,8 @@ def serve(
     settings = Settings(_env_file=settings_file, **overrides) if settings_file else Settings(
         **overrides)
     console.print(f"serving {registry} on http://{host}:{port}  (docs: /docs)")
-    uvicorn.run(create_app(settings), host=host, port=port, log_level=workers_log_level)
+    uvicorn.run(create_app(settings), host=host, port=port, log_level=workers_log_level,
+                access_log=access_log)
 
 
 def demo(
