@@ -130,6 +130,8 @@ class ServiceState:
                 events = [d.event for d in batch]
                 if recovered:  # re-delivered after a crash: skip what the log already has
                     events = [e for e in events if e["event_id"] not in recovered]
+                    if events:  # re-deliveries come first: from here on all is new
+                        recovered = set()
                 if events:
                     self.event_log.append(events)
                     self.engine.apply_events(_frame(events))

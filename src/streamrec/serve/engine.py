@@ -264,8 +264,8 @@ class Engine:
 
         Returns
         -------
-        dict with ``items`` (list of {item_id, score, source, stage}), ``versions`` and
-        ``cold_start`` (no vector and no history).
+        dict with ``items`` (list of {item_id, score (the blended order), p_click, source,
+        stage}), ``versions`` and ``cold_start`` (no vector and no history).
         """
         with self.lock.read():
             return self._recommend(user_id, k, platform=platform, genres=genres, now=now,
@@ -286,7 +286,8 @@ class Engine:
         cold = vec is None and len(recent) == 0
         cand, src = [], []
         if vec is not None:
-            ids, _ = m.index.search(vec[None, :], cfg.n_ann + len(seen))
+            # over-fetch for the seen items filtered out below (bounded for heavy users)
+            ids, _ = m.index.search(vec[None, :], cfg.n_ann + min(len(seen), 4 * cfg.n_ann))
             ids = ids[0][ids[0] >= 0]
             cand.append(ids)
             src.append(np.full(len(ids), 0))
