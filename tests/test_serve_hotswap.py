@@ -120,8 +120,7 @@ def test_promote_and_rollback_under_load(registry: Path, tmp_path: Path) -> None
                 r = http.post("/admin/promote", json={"name": name, "version": "v2"},
                               headers=admin)
                 assert r.status_code == 200, r.text
-                # (not checked: "previous" is the alias's old version, or the old model
-                # set when the route swapped: reload()'s "previous" overrides it)
+                assert r.json()["previous"] == "v1"  # the alias's old version
                 assert r.json()["versions"][name] == "v2"
             t = time.monotonic()
             assert all(v == "v2" for n, v in http.get("/readyz").json()["versions"].items()
