@@ -38,7 +38,10 @@ class SlateEncoder:
         self.encoder = encoder
         base = encoder.base
         self.numeric = [(col, float(m), float(s)) for col, m, s in base.numeric]
-        self.log = set(encoder.log)
+        self.dense_cols = [col for col, _, _ in base.numeric]
+        self.mean = np.array([m for _, m, _ in self.numeric], np.float64)
+        self.std = np.array([s for _, _, s in self.numeric], np.float64)
+        self.is_log = np.array([col in set(encoder.log) for col in self.dense_cols], bool)
         self.levels = {col: {v: j + 1 for j, v in enumerate(levels)}
                        for col, levels in base.categorical}
         self.buckets = [(col, np.asarray(edges, np.float64)) for col, edges in base.buckets]
@@ -75,13 +78,12 @@ class SlateEncoder:
         """
         enc = self.encoder
         c = len(item_rows)
-        dense = np.empty((c, len(self.numeric)), np.float32)
-        for j, (col, mean, std) in enumerate(self.numeric):  # a loop over dense fields
-            v = np.asarray(features[col], np.float64)
-            if col in self.log:
-                v = np.log1p(np.maximum(v, 0.0))
-            z = np.clip((v - mean) / std, -_CLIP, _CLIP)
-            dense[:, j] = np.where(np.isfinite(z), z, 0.0)
+        v = np.empty((c, len(self.dense_cols)), np.float64)
+        for j, col in enumerate(self.dense_cols):  # a loop over dense fields: gather only
+            v[:, j] = features[col]
+        v[:, self.is_log] = np.log1p(np.maximum(v[:, self.is_log], 0.0))
+        z = np.clip((v - self.mean) / self.std, -_CLIP, _CLIP)
+        dense = np.where(np.isfinite(z), z, 0.0).astype(np.float32)
         cat = np.zeros((c, len(enc.categorical) + len(self.buckets)), np.int64)
         for j, col in enumerate(enc.categorical):  # a loop over categorical fields
             if col == self.item_field:
