@@ -506,19 +506,16 @@ def _percentile(x: np.ndarray) -> np.ndarray:
 def _histories(rows: np.ndarray, base: sp.csr_array, live: np.ndarray, n_items: int,
                ) -> sp.csr_array:
     """(len(rows), n_items) 0/1 csr: each user's base items plus live history items."""
-    b = sp.csr_array((len(rows), n_items), dtype=np.float32)
-    inside = rows < base.shape[0]
-    if inside.any():
-        sub = sp.csr_array(base[rows[inside]])
-        sub.resize((int(inside.sum()), n_items))
-        sel = sp.csr_array((np.ones(int(inside.sum()), np.float32),
-                            (np.flatnonzero(inside), np.arange(int(inside.sum())))),
-                           shape=(len(rows), int(inside.sum())))
-        b = sp.csr_array(sel @ sub)
+    inside = np.flatnonzero(rows < base.shape[0])
+    sub = base[rows[inside]]  # the base rows of the users that have one
+    r_base = inside[np.repeat(np.arange(len(inside)), np.diff(sub.indptr))]
     lv = live[rows]
-    r, c = np.nonzero(lv >= 0)
-    add = sp.csr_array((np.ones(len(r), np.float32), (r, lv[r, c])), shape=(len(rows), n_items))
-    out = sp.csr_array(b + add)
+    r_live, c = np.nonzero(lv >= 0)
+    r_all = np.concatenate([r_base, r_live])
+    c_all = np.concatenate([sub.indices, lv[r_live, c]]).astype(np.int64)
+    out = sp.csr_array((np.ones(len(r_all), np.float32), (r_all, c_all)),
+                       shape=(len(rows), n_items))
+    out.sum_duplicates()
     out.data[:] = 1.0
     return out
 

@@ -133,8 +133,8 @@ class FeatureState:
         self.i_release = np.full(n, _NO_TIME, np.int64)
         self.i_hours = np.zeros((n, N_HOURS), np.float32)
 
-    def _grow(self, prefix: str, names: list[str], n: int) -> None:
-        """Extend every per-row array ``prefix*`` in ``names`` to ``n`` rows (amortised)."""
+    def _grow(self, names: list[str], n: int) -> None:
+        """Extend every per-row array in ``names`` to ``n`` rows (amortised)."""
         cur = len(getattr(self, names[0]))
         if n <= cur:
             return
@@ -154,8 +154,8 @@ class FeatureState:
                 "i_release", "i_hours"]
 
     def _ensure(self) -> None:
-        self._grow("u", self._user_arrays(), len(self.users))
-        self._grow("i", self._item_arrays(), len(self.items))
+        self._grow(self._user_arrays(), len(self.users))
+        self._grow(self._item_arrays(), len(self.items))
         nc = len(self.creators) + 1
         if len(self.creator_imp) < nc:
             size = max(nc, 2 * len(self.creator_imp))
