@@ -108,3 +108,19 @@ def test_ials_confidence_is_one_plus_alpha_r():
     log = _confidence(inter, binary=False, scheme="log", alpha=1.0, eps=1.0).toarray()
     assert np.allclose(log[0], 1.0 + np.log1p([1.0, 3.0]))
 
+
+
+def test_bpr_sampler_correction_adds_log_counts_to_the_item_bias():
+    train, _ = tiny_interactions(0)
+    params = {"factors": 8, "iterations": 20, "learning_rate": 0.05}
+    raw = create("bpr", **params, sampler_correction=0.0).fit(train, rng=3)
+    corrected = create("bpr", **params, sampler_correction=1.0).fit(train, rng=3)
+    counts = np.bincount(train.items, minlength=train.n_items)  # binary pairs: one each
+    # same seed, same training: only the bias column differs, by log n_i (0 for unseen)
+    assert np.array_equal(raw.item_factors_[:, :-1], corrected.item_factors_[:, :-1])
+    assert np.array_equal(raw.user_factors_, corrected.user_factors_)
+    assert np.allclose(corrected.item_factors_[:, -1] - raw.item_factors_[:, -1],
+                       np.log(np.maximum(counts, 1)), atol=1e-5)
+    assert np.all(raw.user_factors_[:, -1] == 1.0)  # the bias enters every score
+    with pytest.raises(ValueError, match="sampler_correction"):
+        create("bpr", sampler_correction=-1.0).fit(train, rng=0)
