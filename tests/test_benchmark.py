@@ -143,3 +143,27 @@ def test_resume_reuses_matching_fits_and_adds_seeds(split, tmp_path: Path):
                                                  params={"bprmf": {"epochs": 1, "factors": 8}}),
                           protocol="temporal_user", done=done)
     assert other.runs[0] is not done[1]
+
+
+def test_recbole_peer_gets_an_absolute_split_dir(tmp_path, monkeypatch):
+    """RecBole runs inside the split directory: a relative path there would nest."""
+    import stat
+
+    from streamrec.eval import benchmark as bm
+
+    peers = tmp_path / "peers"
+    peers.mkdir()
+    (peers / "run_recbole.py").write_text("# stand-in\n")
+    venv = tmp_path / "venv"
+    (venv / "bin").mkdir(parents=True)
+    fake = venv / "bin" / "python"  # prints run_recbole.py's JSON line: the dir it got, its cwd
+    fake.write_text('#!/bin/sh\nprintf \'{"system": "fake", "test": {"NDCG@10": 0.5}, '
+                    '"seconds": 1.0, "params": {"dir": "%s", "cwd": "%s"}}\\n\' "$2" "$PWD"\n')
+    fake.chmod(fake.stat().st_mode | stat.S_IEXEC)
+    monkeypatch.setattr(bm, "PEERS_DIR", peers)
+    split = tmp_path / "run" / "split"
+    split.mkdir(parents=True)
+    monkeypatch.chdir(tmp_path)
+    run = bm.run_recbole_peer(Path("run/split"), "ml_100k", "ease", "temporal_user", venv=venv)
+    assert run.params["dir"] == str(split.resolve()) == run.params["cwd"]
+    assert run.metrics == {"ndcg@10": 0.5} and run.system == "fake"

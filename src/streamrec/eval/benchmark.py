@@ -367,6 +367,7 @@ def run_recbole_peer(split_dir: Path, name: str, model: str, protocol: str, *,
             f"{script}); create it with `bash ../shared/peers/setup.sh`, or set STREAMREC_PEERS_VENV / "
             "STREAMREC_PEERS_DIR")
     rb_model = RECBOLE_MODELS.get(model, model)
+    split_dir = Path(split_dir).resolve()  # RecBole runs in it: a relative path would nest
     cmd = [str(py), str(script), str(split_dir), name, rb_model]
     if params:
         cmd.append(json.dumps(params))
