@@ -50,6 +50,33 @@ def test_tuning_uses_valid_only(split, monkeypatch):
     assert params == max(trials, key=lambda t: t.valid).params
 
 
+def test_tune_seeds_average_the_valid_metric_of_stochastic_models(split, monkeypatch):
+    import streamrec.eval.benchmark as bm
+
+    fits = []
+    real = bm._fit
+
+    def spy(name, params, train, valid, seed, *args):
+        fits.append((name, seed))
+        return real(name, params, train, valid, seed, *args)
+
+    monkeypatch.setattr(bm, "_fit", spy)
+    cfg = BenchmarkConfig(models=("ials", "ease"), tune=True, max_trials=2, tune_seeds=3)
+    params, trials = tune_model("ials", split, cfg)
+    assert fits == [("ials", s) for _ in range(2) for s in range(3)]  # 2 points x 3 seeds
+    # each trial's value is the mean of its three seeds' valid NDCG@10
+    point = trials[1].params
+    each = [bm.evaluate_part(real("ials", point, split.train, split.valid, s)[0], split.valid,
+                             split, "temporal_user", cfg, exclude=[split.train])
+            .means()["ndcg@10"] for s in range(3)]
+    assert trials[1].valid == pytest.approx(np.mean(each))
+    fits.clear()
+    tune_model("ease", split, cfg)  # deterministic: one fit per point whatever tune_seeds
+    assert fits == [("ease", 0), ("ease", 0)]
+    with pytest.raises(ValueError, match="tune_seeds"):
+        BenchmarkConfig(models=("ease",), tune_seeds=0)
+
+
 def test_run_and_report(split, tmp_path: Path):
     cfg = BenchmarkConfig(models=("pop", "ease", "ials"), seeds=2, tune=False)
     res = run_benchmark(split, cfg, protocol="temporal_user", data=SPEC)

@@ -347,3 +347,27 @@ def test_streamrec_impressions_as_ctr_split():
     assert m.predict_proba(sp.test).shape == (len(sp.test),)
     with pytest.raises(ValueError, match="protocols"):
         load_ctr_split("synthetic:users=10", "temporal_user")
+
+
+def test_ctr_tuning_with_tune_seeds_averages_seeds(tmp_path: Path, monkeypatch):
+    import streamrec.eval.ctr as ctr_eval
+
+    fits = []
+    real = ctr_eval._ctr_fit
+
+    def spy(name, params, split, seed):
+        fits.append((name, seed))
+        return real(name, params, split, seed)
+
+    monkeypatch.setattr(ctr_eval, "_ctr_fit", spy)
+    out = tmp_path / "tuned"
+    res = runner.invoke(app, [
+        "benchmark", "--data", "synthetic-clicks:n=1200", "--protocol", "random",
+        "--models", "logistic,mlp", "--seeds", "1", "--tune", "--max-trials", "2",
+        "--tune-seeds", "2", "--params", '{"mlp": {"epochs": 2, "hidden": [8]}}',
+        "--out", str(out)])
+    assert res.exit_code == 0, res.output
+    tuning = [f for f in fits if f[0] == "mlp"][:-1]  # the last mlp fit is the test fit
+    assert tuning == [("mlp", 0), ("mlp", 1), ("mlp", 0), ("mlp", 1)]  # 2 points x 2 seeds
+    assert [f for f in fits if f[0] == "logistic"][:2] == [("logistic", 0), ("logistic", 0)]
+    assert "mean over seeds 0–1" in (out / "report.md").read_text()

@@ -370,6 +370,9 @@ def benchmark(
     tune: Annotated[bool, typer.Option(
         "--tune/--no-tune", help="search each model's declared grid on valid only")] = False,
     max_trials: Annotated[int, typer.Option(help="tuning points per model at most")] = 24,
+    tune_seeds: Annotated[int, typer.Option(
+        min=1, help="fits per tuning point of a stochastic model (seeds 0..N-1); the point "
+        "with the best mean valid metric wins (less luck in the pick, N times the cost)")] = 1,
     params: Annotated[str | None, typer.Option(
         help='fixed hyperparameters per model as JSON, e.g. \'{"neumf": {"epochs": 20}}\'; '
         "with --tune they override the searched values")] = None,
@@ -464,7 +467,7 @@ def benchmark(
         raise typer.Exit(2)
     if ctr:
         _ctr_benchmark(data, out, protocol.value, names, fixed, refs, seeds, tune, max_trials,
-                       metric, resume)
+                       metric, resume, tune_seeds)
         return
     cfg = _clean_config(clean, k_core, rating_threshold, 30.0, Impossible.quarantine, events)
     prep = _prepare(data, _columns(user_col, item_col, time_col, value_col, event_col),
@@ -475,7 +478,7 @@ def benchmark(
     write_split(sp, split_dir, name=name, fmt="recbole")
     bcfg = BenchmarkConfig(models=names, seeds=seeds, tune=tune, tune_metric=metric,
                            max_trials=max_trials, refit=refit.value, params=fixed,
-                           against=refs)
+                           against=refs, tune_seeds=tune_seeds)
     done = load_runs(out) if resume else []
     if done:
         console.print(f"resuming: {len(done)} earlier test fit(s) in {out / 'results.json'}")
@@ -507,7 +510,7 @@ def benchmark(
 
 def _ctr_benchmark(data: str, out: Path, protocol: str, names: tuple[str, ...], fixed: dict,
                    refs: tuple[str, ...], seeds: int, tune: bool, max_trials: int, metric: str,
-                   resume: bool) -> None:
+                   resume: bool, tune_seeds: int = 1) -> None:
     """The click-prediction branch of ``benchmark``."""
     from streamrec.data.spec import SpecError
     from streamrec.eval.benchmark import BenchmarkConfig
@@ -529,7 +532,8 @@ def _ctr_benchmark(data: str, out: Path, protocol: str, names: tuple[str, ...], 
             err_console.print(f"[bold red]error:[/] {escape(str(exc))}", soft_wrap=True)
             raise typer.Exit(2) from None
     bcfg = BenchmarkConfig(models=names, seeds=seeds, tune=tune, tune_metric="auc",
-                           max_trials=max_trials, params=fixed, against=refs)
+                           max_trials=max_trials, params=fixed, against=refs,
+                           tune_seeds=tune_seeds)
     done = load_runs(out) if resume else []
     if done:
         console.print(f"resuming: {len(done)} earlier test fit(s) in {out / 'results.json'}")

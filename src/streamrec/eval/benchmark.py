@@ -91,8 +91,11 @@ class BenchmarkConfig:
     params: dict[str, dict[str, Any]] = field(default_factory=dict)
     refit: str = "train"
     against: tuple[str, ...] = ()
+    tune_seeds: int = 1
 
     def __post_init__(self) -> None:
+        if self.tune_seeds < 1:
+            raise ValueError(f"tune_seeds must be >= 1 (got {self.tune_seeds})")
         missing = [m for m in self.against if m not in self.models]
         if missing:
             raise ValueError(f"against names models not benchmarked: {', '.join(missing)}")
@@ -227,18 +230,27 @@ def tune_model(name: str, split: Split, cfg: BenchmarkConfig,
                progress: Progress | None = None, side: SideFeatures | None = None,
                item_categories: np.ndarray | None = None, protocol: str = "",
                ) -> tuple[dict[str, Any], list[Trial]]:
-    """Pick hyperparameters for ``name`` on valid (fit on train, seed 0; ``side``: the
-    split's :class:`~streamrec.features.side.SideFeatures` for models that use them)."""
+    """Pick hyperparameters for ``name`` on valid (fit on train with seed 0, or the mean over
+    seeds ``0 .. cfg.tune_seeds - 1`` for stochastic models; ``side``: the split's
+    :class:`~streamrec.features.side.SideFeatures` for models that use them)."""
     fixed = cfg.params.get(name, {})
     points = search_points(name, cfg.max_trials, np.random.default_rng(0)) if cfg.tune else [{}]
+    stochastic = bool(getattr(get_class(name), "stochastic", False))
+    tune_seeds = range(cfg.tune_seeds if stochastic else 1)
     trials: list[Trial] = []
     for i, point in enumerate(points):  # a loop over tuning points
         params = {**point, **fixed}
         if len(points) > 1:
-            # valid also drives early stopping here, as it does in the test fits
-            model, secs = _fit(name, params, split.train, split.valid, 0, side, item_categories)
-            res = evaluate_part(model, split.valid, split, protocol, cfg, exclude=[split.train])
-            trials.append(Trial(name, params, float(res.means()[cfg.tune_metric]), secs))
+            values, secs = [], 0.0
+            for seed in tune_seeds:  # a loop over tuning seeds (1 unless asked)
+                # valid also drives early stopping here, as it does in the test fits
+                model, s = _fit(name, params, split.train, split.valid, seed, side,
+                                item_categories)
+                res = evaluate_part(model, split.valid, split, protocol, cfg,
+                                    exclude=[split.train])
+                values.append(float(res.means()[cfg.tune_metric]))
+                secs += s
+            trials.append(Trial(name, params, float(np.mean(values)), secs))
         if progress is not None:
             progress(f"tuning {name}", i + 1, len(points))
     if not trials:

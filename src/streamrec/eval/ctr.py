@@ -229,20 +229,25 @@ def _ctr_fit(name: str, params: dict[str, Any], split: CTRSplit, seed: int):
 
 
 def _ctr_tune(name: str, split: CTRSplit, cfg, progress) -> tuple[dict[str, Any], list]:
-    """Best point of ``name``'s declared grid by valid AUC (defaults first); fixed
-    ``cfg.params`` always apply."""
+    """Best point of ``name``'s declared grid by valid AUC (defaults first; the mean over
+    seeds ``0 .. cfg.tune_seeds - 1`` for stochastic models); fixed ``cfg.params`` always
+    apply."""
     from streamrec.eval.benchmark import Trial, search_points
 
     fixed = cfg.params.get(name, {})
     if not cfg.tune:
         return dict(fixed), []
     points = search_points(name, cfg.max_trials, np.random.default_rng(0), kind="ctr")
+    stochastic = bool(getattr(get_class(name, "ctr"), "stochastic", False))
     trials = []
     for j, point in enumerate(points):  # a loop over tuning points
         params = {**point, **fixed}
-        model, secs = _ctr_fit(name, params, split, 0)
-        valid = float(auc(split.valid.labels, model.predict_proba(split.valid)))
-        trials.append(Trial(name, params, valid, secs))
+        values, secs = [], 0.0
+        for seed in range(cfg.tune_seeds if stochastic else 1):  # a loop over tuning seeds
+            model, s = _ctr_fit(name, params, split, seed)
+            values.append(float(auc(split.valid.labels, model.predict_proba(split.valid))))
+            secs += s
+        trials.append(Trial(name, params, float(np.mean(values)), secs))
         if progress is not None:
             progress(f"tuning {name}", j + 1, len(points))
     best = max(trials, key=lambda t: t.valid)

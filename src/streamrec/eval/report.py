@@ -233,7 +233,9 @@ def config_sections(result: BenchmarkResult) -> list[str]:
         out += [f"| {m} | `{json.dumps(p)}` |" for m, p in cfg.params.items()]
     if result.trials:
         tune_metric = "auc" if result.task == "ctr" else cfg.tune_metric
-        out += ["", "## Tuning (valid " + tune_metric + ")", "",
+        over = (f", mean over seeds 0–{cfg.tune_seeds - 1} for stochastic models"
+                if cfg.tune_seeds > 1 else "")
+        out += ["", "## Tuning (valid " + tune_metric + over + ")", "",
                 "| model | trials | chosen hyperparameters | best valid |", "|---|---|---|---|"]
         for model, params in result.chosen.items():
             tr = [t for t in result.trials if t.model == model]
