@@ -295,8 +295,8 @@ class ImplicitBPR(_Factors):
                              f"{self.sampler_correction}")
         x = sp.csr_matrix(train_matrix(train, binary=True))
         # γ · log n_i, added to the bias column of the item factors we keep (not implicit's)
-        shift = (self.sampler_correction
-                 * np.log(np.maximum(np.diff(x.tocsc().indptr), 1))).astype(np.float32)
+        counts = np.bincount(x.indices, minlength=train.n_items)  # binary: one per pair
+        shift = (self.sampler_correction * np.log(np.maximum(counts, 1))).astype(np.float32)
         gen = as_generator(rng)
         self.n_users_, self.n_items_ = train.n_users, train.n_items
         stop_early = valid is not None and len(valid) > 0 and self.patience > 0

@@ -37,11 +37,11 @@ class SlateEncoder:
     def __init__(self, encoder: CTREncoder, item_ids: np.ndarray) -> None:
         self.encoder = encoder
         base = encoder.base
-        self.numeric = [(col, float(m), float(s)) for col, m, s in base.numeric]
         self.dense_cols = [col for col, _, _ in base.numeric]
-        self.mean = np.array([m for _, m, _ in self.numeric], np.float64)
-        self.std = np.array([s for _, _, s in self.numeric], np.float64)
-        self.is_log = np.array([col in set(encoder.log) for col in self.dense_cols], bool)
+        self.mean = np.array([m for _, m, _ in base.numeric], np.float64)
+        self.std = np.array([s for _, _, s in base.numeric], np.float64)
+        logged = set(encoder.log)
+        self.is_log = np.array([col in logged for col in self.dense_cols], bool)
         self.levels = {col: {v: j + 1 for j, v in enumerate(levels)}
                        for col, levels in base.categorical}
         self.buckets = [(col, np.asarray(edges, np.float64)) for col, edges in base.buckets]
