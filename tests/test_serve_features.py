@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import polars as pl
 import pytest
+import scipy.sparse as sp
 
 from streamrec.data.synthetic.world import WorldConfig, generate_world
 from streamrec.features.streamrec import (
@@ -15,7 +16,7 @@ from streamrec.features.streamrec import (
 )
 from streamrec.serve.features import FeatureState, _push
 from streamrec.serve.ids import IdIndex
-from streamrec.serve.policy import PolicyConfig, apply_policy
+from streamrec.serve.policy import PolicyConfig, _rank_in_group, apply_policy
 
 #: hourly buckets instead of exact seconds (documented in streamrec.serve.features)
 APPROXIMATE = {"item_trending_score"}
@@ -80,6 +81,24 @@ def test_unknown_user_and_save_load(world, tmp_path):
         back.features(u, np.arange(20), t + 7200))
 
 
+def test_seen_is_the_sorted_union_of_base_and_live_items(world, tmp_path):
+    w, ev, _ = world
+    state = FeatureState.from_tables(w.users, w.items)
+    n_users, n_items = len(state.users), len(state.items)
+    # a non-canonical base matrix: row 0 unsorted with a duplicate, row 1 empty
+    base = sp.csr_array((np.ones(4, np.float32), np.array([7, 2, 7, 5]), np.array([0, 4, 4])),
+                        shape=(2, n_items))
+    base.resize((n_users, n_items))
+    state.set_base_seen(base)
+    assert state.seen(0).tolist() == [2, 5, 7] and state.seen(1).tolist() == []
+    state.recent[0, -2:] = [9, 5]  # live items (as the consumer pushes them)
+    state.recent[1, -1] = 4
+    assert state.seen(0).tolist() == [2, 5, 7, 9] and state.seen(1).tolist() == [4]
+    state.save(tmp_path / "s")
+    assert FeatureState.load(tmp_path / "s").seen(0).tolist() == [2, 5, 7, 9]
+    assert state.seen(-1).tolist() == []
+
+
 def test_push_keeps_the_last_items_in_order():
     hist = np.full((3, 4), -1, np.int32)
     _push(hist, np.array([0, 0, 2]), np.array([5, 6, 7]))
@@ -94,6 +113,9 @@ def test_id_index_grows_and_falls_back_to_a_dict():
     big = idx.add(np.array([2**40]))
     assert big.tolist() == [5] and idx.row(2**40) == 5 and idx.row(4) == 4
     assert idx.ids.tolist() == [10, 3, 7, 99, 4, 2**40]
+    small = IdIndex([10, 3, 7])  # the direct table: ids past its end and negative ids
+    assert [small.row(i) for i in (3, 10, 7, 11, 5000, -1)] == [1, 0, 2, -1, -1, -1]
+    assert [idx.row(i) for i in (3, 2**40, 2**40 + 1, -1)] == [1, 5, -1, -1]  # the dict
 
 
 def test_policy_caps_categories_and_reserves_exploration():
@@ -107,6 +129,14 @@ def test_policy_caps_categories_and_reserves_exploration():
     assert explored.tolist() == [False, False, False, False, True]
     picked, explored = apply_policy(order, cats, np.zeros(10, bool), 5, PolicyConfig(0, 1))
     assert picked.tolist() == [0, 1, 2, 3, 4] and not explored.any()
+
+
+def test_rank_in_group_counts_earlier_members():
+    rng = np.random.default_rng(0)
+    for n in (0, 1, 2, 7, 300):
+        groups = rng.integers(0, 5, n)
+        expected = [int(np.sum(groups[:i] == groups[i])) for i in range(n)]
+        assert _rank_in_group(groups).tolist() == expected
 
 
 def test_trending_snapshot_equals_the_buckets(world):

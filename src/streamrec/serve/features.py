@@ -344,8 +344,10 @@ class FeatureState:
 
     def set_base_seen(self, seen: sp.csr_array) -> None:
         """Items each user consumed before the state went live, (n_users, n_items) csr."""
+        seen = sp.csr_array(seen, dtype=np.float32, copy=True)
+        seen.sum_duplicates()  # canonical: each row's items sorted and unique (see seen())
         with self.lock:
-            self.base_seen = sp.csr_array(seen, dtype=np.float32)
+            self.base_seen = seen
 
     # ------------------------------------------------------------------ reads
     def seen(self, user_row: int) -> np.ndarray:
@@ -357,7 +359,10 @@ class FeatureState:
             ptr = self.base_seen.indptr
             base = self.base_seen.indices[ptr[user_row]: ptr[user_row + 1]].astype(np.int64)
         live = self.recent[user_row]
-        return np.union1d(base, live[live >= 0].astype(np.int64))
+        live = live[live >= 0]
+        if not len(live):  # csr indices: already sorted and unique
+            return base
+        return np.union1d(base, live.astype(np.int64))
 
     def history(self, user_row: int, *, clicks: bool = False) -> np.ndarray:
         """The user's last positive (or clicked) item rows, oldest first."""
@@ -567,6 +572,7 @@ class FeatureState:
             state.base_seen = sp.csr_array(
                 (np.ones(len(z["seen_indices"]), np.float32), z["seen_indices"],
                  z["seen_indptr"]), shape=shape)
+            state.base_seen.sum_duplicates()
         state._ensure()
         return state
 

@@ -72,8 +72,11 @@ class IdIndex:
         return out
 
     def row(self, id_: int) -> int:
-        """Row of one id, -1 if unknown."""
-        return int(self.lookup(np.array([id_]))[0])
+        """Row of one id, -1 if unknown (the per-request path: no array round trip)."""
+        if self._dict is not None:
+            return self._dict.get(int(id_), -1)
+        table = self._table
+        return int(table[id_]) if 0 <= id_ < len(table) else -1
 
     def add(self, ids: np.ndarray) -> np.ndarray:
         """Rows of ``ids``, appending the unknown ones (first occurrence order); (len(ids),)."""

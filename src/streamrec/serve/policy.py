@@ -77,17 +77,21 @@ def apply_policy(order: np.ndarray, categories: np.ndarray, is_new: np.ndarray, 
     if len(explore) < n_explore:  # not enough new items: fill with the ranked list
         head = cand[: k - len(explore)]
     picked = np.concatenate([head, explore])
-    explored = np.r_[np.zeros(len(head), bool), np.ones(len(explore), bool)]
+    explored = np.arange(len(picked)) >= len(head)
     return picked.astype(np.int64), explored
 
 
 def _rank_in_group(groups: np.ndarray) -> np.ndarray:
     """Position of each element among the earlier elements of its group, shape (n,)."""
     n = len(groups)
-    order = np.lexsort((np.arange(n), groups))
+    if n == 0:
+        return np.zeros(0, np.int64)
+    order = np.argsort(groups, kind="stable")  # by group, earlier elements first
     g = groups[order]
-    starts = np.r_[0, np.flatnonzero(g[1:] != g[:-1]) + 1] if n else np.zeros(0, np.int64)
-    rank_sorted = np.arange(n) - np.repeat(starts, np.diff(np.r_[starts, n]))
+    pos = np.arange(n)
+    first = np.empty(n, bool)  # where each group starts in the sorted order
+    first[0] = True
+    np.not_equal(g[1:], g[:-1], out=first[1:])
     rank = np.empty(n, np.int64)
-    rank[order] = rank_sorted
+    rank[order] = pos - np.maximum.accumulate(np.where(first, pos, 0))
     return rank
