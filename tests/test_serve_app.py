@@ -330,3 +330,20 @@ def test_the_app_starts_again_after_a_shutdown(registry, tmp_path):
             assert r.status_code == 202
             _wait_consumed(c)
             assert c.get("/readyz").json()["queue_lag"] == 0
+
+
+def test_idle_refresh_follows_the_hour(registry):
+    from streamrec.serve.engine import Engine
+    from streamrec.serve.features import HOUR
+
+    t = {"now": 10 * HOUR + 3000}
+    eng = Engine(load_models(ModelRegistry(registry)), clock=lambda: t["now"])
+    assert not eng.refresh_if_stale()  # computed at start-up
+    t["now"] += 30
+    assert not eng.refresh_if_stale()
+    t["now"] = 11 * HOUR + 1  # a new hour: the trending snapshot is for the old one
+    assert eng.state._trend_snapshot[0] == 10
+    assert eng.refresh_if_stale() and eng.state._trend_snapshot[0] == 11
+    assert not eng.refresh_if_stale()
+    t["now"] += 61  # over a minute: new items may have aged out
+    assert eng.refresh_if_stale() and eng._lists_at == t["now"]

@@ -126,6 +126,7 @@ class ServiceState:
                 batch = self.queue.read(s.consumer_batch, block_ms=200)
                 if not batch:
                     self.metrics.queue_lag.set(self.queue.lag())
+                    self.engine.refresh_if_stale()  # idle: keep the lists off the request path
                     continue
                 events = [d.event for d in batch]
                 if recovered:  # re-delivered after a crash: skip what the log already has

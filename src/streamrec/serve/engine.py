@@ -37,7 +37,7 @@ import scipy.sparse as sp
 
 from streamrec.features.streamrec import FeatureConfig
 from streamrec.retrieval.ann import ReadWriteLock
-from streamrec.serve.features import POSITIVE_EVENTS, FeatureState
+from streamrec.serve.features import HOUR, POSITIVE_EVENTS, FeatureState
 from streamrec.serve.policy import PolicyConfig, apply_policy
 from streamrec.serve.ranker import SlateEncoder
 
@@ -233,6 +233,21 @@ class Engine:
         fresh = fresh[fresh < len(vecs)]
         self.fresh = (fresh, vecs[fresh])  # one assignment: rows and vectors agree
         self._lists_at = now
+
+    def refresh_if_stale(self, now: int | None = None) -> bool:
+        """Recompute the popular/new lists and the trending snapshot when a new hour has
+        begun or they are over a minute old; returns whether it did.
+
+        The service's consumer thread calls this while the queue is idle: without events
+        nothing else refreshes them, and after an hour boundary every request would compute
+        its candidates' trending scores from the hourly buckets (about 1 ms each at 200K
+        items) until the request path's own one-minute check."""
+        now = self.clock() if now is None else now
+        at = self._lists_at
+        if at is not None and now // HOUR == at // HOUR and now - at <= 60:
+            return False
+        self._refresh_popular(now)
+        return True
 
     # ------------------------------------------------------------------ lookups
     def item_row(self, item_id: int) -> int:
