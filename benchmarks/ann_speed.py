@@ -8,10 +8,13 @@ averaged over the queries. faiss search runs on one thread; the HNSW build uses
 ``--build-threads``.
 
 Prints one JSON object: n_items, dim, k, build_s (HNSW), exact_p50_ms, exact_p99_ms,
-hnsw_p50_ms, hnsw_p99_ms, recall_at_k, plus the HNSW settings.
+hnsw_p50_ms, hnsw_p99_ms, recall_at_k, plus the HNSW settings and the graph kept
+(``--graph auto``: the one with the higher recall on 500 other queries; build_s then covers
+both graphs).
 
 Usage: python benchmarks/ann_speed.py [--items 200000] [--dim 64] [--k 200] [--queries 500]
        [--ef-search 256 [...]] [--hnsw-m 32] [--ef-construction 80] [--build-threads 2]
+       [--graph auto|l2|ip]
 """
 
 from __future__ import annotations
@@ -66,18 +69,22 @@ def main() -> None:
     ap.add_argument("--hnsw-m", type=int, default=32)
     ap.add_argument("--ef-construction", type=int, default=80)
     ap.add_argument("--build-threads", type=int, default=2)
+    ap.add_argument("--graph", default="auto", choices=["auto", "l2", "ip"],
+                    help="HNSW graph (auto: the higher recall on a separate sample of queries)")
     ap.add_argument("--seed", type=int, default=0)
     args = ap.parse_args()
 
     rng = np.random.default_rng(args.seed)
     items, centres = clustered(args.items, args.dim, args.clusters, rng)
     queries, _ = clustered(args.queries, args.dim, args.clusters, rng, centres)
+    choose, _ = clustered(500, args.dim, args.clusters, rng, centres)  # not the measured ones
 
     exact = VectorIndex(exact_below=args.items + 1).build(items)
     faiss.omp_set_num_threads(args.build_threads)
     t = time.perf_counter()
     hnsw = VectorIndex(exact_below=0, hnsw_m=args.hnsw_m, ef_construction=args.ef_construction,
-                       ef_search=args.ef_search[0]).build(items)
+                       ef_search=args.ef_search[0], graph=args.graph, recall_k=args.k).build(
+        items, queries=choose)
     build_s = time.perf_counter() - t
     faiss.omp_set_num_threads(1)
 
@@ -94,6 +101,7 @@ def main() -> None:
         "n_items": args.items, "dim": args.dim, "k": args.k, "n_queries": args.queries,
         "clusters": args.clusters, "hnsw_m": args.hnsw_m, "ef_construction": args.ef_construction,
         "build_threads": args.build_threads, "build_s": round(build_s, 2),
+        "graph": hnsw.graph_, "graph_recall_on_build_queries": hnsw.graph_recall_,
         "exact_p50_ms": round(float(np.median(exact_lat)), 3),
         "exact_p99_ms": round(float(np.percentile(exact_lat, 99)), 3),
         **sweep[0],

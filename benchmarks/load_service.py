@@ -15,7 +15,9 @@ on two cores takes far too long, so the large entries are *constructed*, not tra
 * ``retrieval`` is an :class:`~streamrec.models.als.ImplicitALS` whose factors come from a
   clustered gaussian generator (``--users`` x ``--dim`` user factors, ``--items`` x
   ``--dim`` item factors, 256 clusters), saved with ``item_vectors.npy``, a
-  :class:`~streamrec.retrieval.ann.VectorIndex` over them (HNSW from 50K items up),
+  :class:`~streamrec.retrieval.ann.VectorIndex` over them (HNSW from 50K items up; the
+  graph with the higher recall@100 on 500 user vectors, see ``graph_recall`` in its
+  ``params.json``),
   :class:`~streamrec.retrieval.covisit.CoVisitation` fitted on the synthetic plays and
   likes, a :class:`~streamrec.features.content.ContentProjector` fitted on the synthetic
   items table (text tokens of each item's cluster) and ``ids.npz``.
@@ -197,7 +199,11 @@ def _retrieval_entry(d: Path, world: dict[str, Any], positive: np.ndarray, seed:
              item_ids=world["items"]["item_id"].to_numpy())
     np.save(d / "item_vectors.npy", item_f.astype(np.float32))
     say(f"retrieval: vector index over {len(item_f):,} items")
-    VectorIndex().build(item_f).save(d / "index")
+    sample = np.random.default_rng(seed).permutation(len(user_f))[:500]
+    index = VectorIndex().build(item_f, queries=user_f[np.sort(sample)])
+    say(f"retrieval: {index.graph_} graph kept, recall@{index.recall_k} on 500 users "
+        f"{index.graph_recall_}")
+    index.save(d / "index")
     say("retrieval: co-visitation")
     CoVisitation().fit(world["user_rows"][positive], world["item_rows"][positive],
                        world["ts"][positive], len(item_f)).save(d / "covisit.npz")

@@ -72,6 +72,53 @@ def test_hnsw_recall_on_clustered_data() -> None:
     assert (np.diff(scores, axis=1) <= 0).all()
 
 
+@pytest.mark.parametrize("graph", ["l2", "ip"])
+def test_both_graphs_return_exact_scores_best_first(graph: str) -> None:
+    items = clustered(3000, 16, 20, seed=1)
+    queries = clustered(40, 16, 20, seed=2)
+    index = VectorIndex(exact_below=0, ef_search=64, graph=graph).build(items)
+    assert index.graph_ == graph and (index.aug_norm_ is None) == (graph == "ip")
+    ids, scores = index.search(queries, 20)
+    want, _ = brute_force(items, queries, 20)
+    assert (ids[:, :, None] == want[:, None, :]).any(axis=2).mean() >= 0.9
+    exact = np.einsum("qkd,qd->qk", items[ids].astype(np.float64), queries.astype(np.float64))
+    np.testing.assert_allclose(scores, exact, rtol=1e-4, atol=1e-4)
+    assert (np.diff(scores, axis=1) <= 0).all()
+
+
+def test_auto_graph_keeps_the_one_with_the_higher_recall() -> None:
+    import faiss
+
+    # items of almost equal norm, queries much longer (each between two clusters): the case
+    # the L2 reduction handles worse than an inner-product graph
+    rng = np.random.default_rng(1)
+    items = clustered(4000, 32, 50, seed=4)
+    items = (0.3 * items / np.linalg.norm(items, axis=1, keepdims=True)
+             * rng.uniform(0.9, 1.1, (4000, 1))).astype(np.float32)
+    queries = 2.5 * (clustered(60, 32, 50, seed=5) + clustered(60, 32, 50, seed=41))
+    threads = faiss.omp_get_max_threads()
+    faiss.omp_set_num_threads(1)  # a deterministic graph build
+    try:
+        index = VectorIndex(exact_below=0, hnsw_m=8, ef_construction=16, ef_search=16,
+                            recall_k=30).build(items, queries=queries)
+    finally:
+        faiss.omp_set_num_threads(threads)
+    rec = index.graph_recall_
+    assert set(rec) == {"l2", "ip"} and rec["ip"] > rec["l2"] + 0.03
+    assert index.graph_ == "ip" and index.aug_norm_ is None
+    ids, _ = index.search(queries, 30)  # the recorded recall is the index's own
+    want, _ = brute_force(items, queries, 30)
+    recall = (ids[:, :, None] == want[:, None, :]).any(axis=2).mean()
+    assert recall == pytest.approx(rec[index.graph_], abs=1e-9)
+    # without queries: the reduction, nothing measured; explicit graphs ignore queries
+    plain = VectorIndex(exact_below=0, ef_search=20).build(items)
+    assert plain.graph_ == "l2" and plain.graph_recall_ == {}
+    ip = VectorIndex(exact_below=0, ef_search=20, graph="ip").build(items, queries=queries)
+    assert ip.graph_ == "ip" and ip.graph_recall_ == {}
+    with pytest.raises(ValueError, match="graph must be one of"):
+        VectorIndex(graph="cosine").build(items)
+
+
 @pytest.mark.parametrize("exact_below", [10_000, 0])
 def test_add_makes_new_items_retrievable(exact_below: int) -> None:
     items = clustered(1000, 8, 10, seed=3)
@@ -106,16 +153,16 @@ def test_exclude_and_padding() -> None:
     assert np.isneginf(scores[0, 5:]).all() and np.isfinite(scores[0, :5]).all()
 
 
-@pytest.mark.parametrize("exact_below", [10_000, 0])
-def test_save_load_identical(tmp_path, exact_below: int) -> None:
+@pytest.mark.parametrize(("exact_below", "graph"), [(10_000, "auto"), (0, "l2"), (0, "ip")])
+def test_save_load_identical(tmp_path, exact_below: int, graph: str) -> None:
     items = clustered(800, 12, 8, seed=5)
     queries = clustered(10, 12, 8, seed=6)
-    index = VectorIndex(exact_below=exact_below, ef_search=40).build(items)
+    index = VectorIndex(exact_below=exact_below, ef_search=40, graph=graph).build(items)
     index.add(clustered(5, 12, 8, seed=7), np.arange(800, 805))
     index.save(tmp_path / "ann")
     loaded = VectorIndex.load(tmp_path / "ann")
-    assert (loaded.is_exact, len(loaded), loaded.dim, loaded.ef_search) == (
-        index.is_exact, 805, 12, 40)
+    assert (loaded.is_exact, len(loaded), loaded.dim, loaded.ef_search, loaded.graph_) == (
+        index.is_exact, 805, 12, 40, index.graph_)
     for a, b in zip(index.search(queries, 15), loaded.search(queries, 15), strict=True):
         np.testing.assert_array_equal(a, b)
     np.testing.assert_array_equal(loaded.ids, np.arange(805))

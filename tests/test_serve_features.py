@@ -139,6 +139,15 @@ def test_rank_in_group_counts_earlier_members():
         assert _rank_in_group(groups).tolist() == expected
 
 
+def test_top_equals_a_stable_full_sort():
+    from streamrec.serve.engine import _top
+
+    rng = np.random.default_rng(1)
+    for n, m in [(0, 5), (10, 3), (1000, 1000), (1000, 2000), (5000, 100)]:
+        for score in (rng.integers(0, 5, n).astype(float), rng.random(n)):  # ties, no ties
+            assert _top(score, m).tolist() == np.argsort(-score, kind="stable")[:m].tolist()
+
+
 def test_trending_snapshot_equals_the_buckets(world):
     w, ev, _ = world
     state = FeatureState.from_tables(w.users, w.items)

@@ -20,6 +20,15 @@ later with a norm above ``R`` get ``0`` as extra coordinate: their scores are st
 the graph finds them less reliably (a warning is logged; rebuild to fix). With
 ``metric="cosine"`` the vectors are unit length and the graph is L2 directly.
 
+Which graph wins depends on the data. When the item norms hardly vary (e.g. the load
+benchmark's generated factors: norms 0.29-0.38, queries about 7 times longer), the reduction
+puts every query far outside the sphere the items lie on and the L2 graph's greedy search
+goes astray: recall@100 0.54 at ``ef_search`` 256, against 0.80 for an inner-product graph
+on the same 200K x 64 vectors. ``graph="auto"`` (the default) therefore builds both graphs
+when :meth:`VectorIndex.build` is given sample ``queries`` (user vectors) and keeps the one
+with the higher recall@``recall_k`` on them against exact search (``graph_recall_`` records
+both); without queries it builds the L2 reduction.
+
 Concurrency: :meth:`VectorIndex.search` may be called from many request threads at once (faiss
 releases the GIL while searching, so they run in parallel); :meth:`VectorIndex.add` (an admin
 thread adding new items) waits until running searches are done and blocks new ones while it
@@ -44,6 +53,7 @@ __all__ = ["ReadWriteLock", "VectorIndex"]
 log = logging.getLogger(__name__)
 
 _METRICS = ("ip", "cosine", "l2")
+_GRAPHS = ("auto", "l2", "ip")
 _INDEX_FILE = "index.faiss"
 _PARAMS_FILE = "params.json"
 _FORMAT = 1
@@ -116,6 +126,13 @@ class VectorIndex:
         results for it, but recall keeps rising with ``ef_search`` above ``k``). The default,
         256, gives recall@200 of about 0.98 at about 0.4 ms per single query (p50, exact
         search: 2 ms) on 200K x 64 clustered vectors, one thread (``benchmarks/ann_speed.py``).
+    graph : {"auto", "l2", "ip"}
+        The HNSW graph of ``metric="ip"``: ``"l2"`` the norm-augmented reduction, ``"ip"`` an
+        inner-product graph, ``"auto"`` the one with the higher recall on the ``queries``
+        passed to :meth:`build` (``"l2"`` when none are passed). Ignored by other metrics
+        and by exact indexes.
+    recall_k : int
+        ``k`` of the recall that ``graph="auto"`` compares.
 
     Attributes
     ----------
@@ -125,23 +142,32 @@ class VectorIndex:
     dim_ : int
         Item vector dimension ``d`` (the faiss index has ``d + 1`` for inner-product HNSW).
     aug_norm_ : float or None
-        ``R`` of the inner-product reduction; ``None`` unless ``metric="ip"`` with HNSW.
+        ``R`` of the inner-product reduction; ``None`` unless the index is the L2 reduction.
+    graph_ : str
+        ``"exact"``, ``"l2"`` (an L2 graph: the reduction, or cosine/L2 metrics) or ``"ip"``.
+    graph_recall_ : dict
+        Recall@``recall_k`` of each graph on the build queries (``graph="auto"`` with
+        queries), else empty.
     labels_sorted_ : ndarray of int64, shape (n,)
         The indexed labels, ascending.
     """
 
     def __init__(self, *, metric: str = "ip", exact_below: int = 50_000, hnsw_m: int = 32,
-                 ef_construction: int = 80, ef_search: int = 256) -> None:
+                 ef_construction: int = 80, ef_search: int = 256, graph: str = "auto",
+                 recall_k: int = 100) -> None:
         self.metric = metric
         self.exact_below = exact_below
         self.hnsw_m = hnsw_m
         self.ef_construction = ef_construction
         self.ef_search = ef_search
+        self.graph = graph
+        self.recall_k = recall_k
         self._lock = ReadWriteLock()
 
     # ------------------------------------------------------------------ building
 
-    def build(self, vectors: np.ndarray, ids: np.ndarray | None = None) -> Self:
+    def build(self, vectors: np.ndarray, ids: np.ndarray | None = None, *,
+              queries: np.ndarray | None = None) -> Self:
         """Index ``vectors``, replacing any previous content.
 
         Parameters
@@ -150,6 +176,9 @@ class VectorIndex:
             Item vectors; converted to C-contiguous float32. Must be finite.
         ids : ndarray of int, shape (n,), optional
             Label of each row (distinct, ``>= 0``); default ``arange(n)``.
+        queries : ndarray of float, shape (q, d), optional
+            Sample queries (e.g. a few hundred user vectors) on which ``graph="auto"``
+            compares the two graphs of an inner-product HNSW index.
 
         Returns
         -------
@@ -166,27 +195,59 @@ class VectorIndex:
             raise ValueError("VectorIndex.build: ids contain duplicates; every item needs its "
                              "own label")
         exact = n < self.exact_below
-        aug_norm = None
+        recalls: dict[str, float] = {}
         if exact:
             metric = faiss.METRIC_L2 if self.metric == "l2" else faiss.METRIC_INNER_PRODUCT
-            inner = faiss.IndexFlat(d, metric)
+            index, aug_norm, graph = faiss.IndexIDMap2(faiss.IndexFlat(d, metric)), None, "exact"
+            if n:
+                index.add_with_ids(x, labels)
+        elif self.metric != "ip":
+            index, aug_norm = self._hnsw(x, labels, "l2", None)
+            graph = "l2"
         else:
-            if self.metric == "ip":
-                top = float(np.sqrt((x.astype(np.float64) ** 2).sum(axis=1).max())) if n else 0.0
-                aug_norm = _NORM_HEADROOM * top if top > 0 else 1.0
-            inner = faiss.IndexHNSWFlat(d + (aug_norm is not None), self.hnsw_m, faiss.METRIC_L2)
-            inner.hnsw.efConstruction = self.ef_construction
-            inner.hnsw.efSearch = self.ef_search
-        index = faiss.IndexIDMap2(inner)
-        if n:
-            index.add_with_ids(_augment(x, aug_norm), labels)
+            top = float(np.sqrt((x.astype(np.float64) ** 2).sum(axis=1).max())) if n else 0.0
+            aug = _NORM_HEADROOM * top if top > 0 else 1.0
+            graph = "l2" if self.graph == "auto" and queries is None else self.graph
+            if graph != "auto":
+                index, aug_norm = self._hnsw(x, labels, graph, aug)
+            else:  # both graphs, scored against exact search on the sample queries
+                q = self._as_vectors(queries, "build (queries)", d)
+                k = max(1, min(self.recall_k, n))
+                truth = _exact_top(x, labels, q, k)
+                built = {g: self._hnsw(x, labels, g, aug) for g in ("l2", "ip")}
+                for g, (idx, a) in built.items():
+                    _, found = idx.search(_augment(q, a, query=True), k)
+                    recalls[g] = float(np.mean([len(np.intersect1d(f, t)) / k
+                                                for f, t in zip(found, truth, strict=True)]))
+                graph = "ip" if recalls["ip"] > recalls["l2"] else "l2"
+                index, aug_norm = built[graph]
+                log.info("VectorIndex.build: recall@%d on %d queries: L2 reduction %.3f, "
+                         "inner-product graph %.3f; keeping %s", k, len(q), recalls["l2"],
+                         recalls["ip"], graph)
         with self._lock.write():
             self.index_ = index
             self.is_exact_ = exact
             self.dim_ = d
             self.aug_norm_ = aug_norm
+            self.graph_ = graph
+            self.graph_recall_ = recalls
             self.labels_sorted_ = np.sort(labels)
         return self
+
+    def _hnsw(self, x: np.ndarray, labels: np.ndarray, graph: str,
+              aug: float | None) -> tuple[faiss.IndexIDMap2, float | None]:
+        """An HNSW index over ``x``: an L2 graph (augmented by ``aug`` when given) or an
+        inner-product graph (``graph="ip"``); returns it and its ``aug_norm``."""
+        n, d = x.shape
+        aug_norm = aug if graph == "l2" else None
+        metric = faiss.METRIC_INNER_PRODUCT if graph == "ip" else faiss.METRIC_L2
+        inner = faiss.IndexHNSWFlat(d + (aug_norm is not None), self.hnsw_m, metric)
+        inner.hnsw.efConstruction = self.ef_construction
+        inner.hnsw.efSearch = self.ef_search
+        index = faiss.IndexIDMap2(inner)
+        if n:
+            index.add_with_ids(_augment(x, aug_norm), labels)
+        return index, aug_norm
 
     def add(self, vectors: np.ndarray, ids: np.ndarray) -> None:
         """Add items; they are searchable as soon as this returns (exact and HNSW alike).
@@ -263,7 +324,9 @@ class VectorIndex:
             if not any(len(e) for e in excl):
                 excl = None
         fetch = k + (max(len(e) for e in excl) if excl is not None else 0)
-        rescore = not self.is_exact_ and self.metric != "l2"
+        # an L2 graph of "ip"/"cosine" scores by distance: rescore exactly; an IP graph and
+        # exact indexes return the scores themselves
+        rescore = self.graph_ == "l2" and self.metric != "l2"
         with self._lock.read():
             fetch = max(1, min(fetch, self.index_.ntotal))
             dist, ids = self.index_.search(_augment(q, self.aug_norm_, query=True), fetch)
@@ -346,7 +409,8 @@ class VectorIndex:
                       "exact_below": self.exact_below, "hnsw_m": self.hnsw_m,
                       "ef_construction": self.ef_construction, "ef_search": self.ef_search,
                       "is_exact": self.is_exact_, "dim": self.dim_, "aug_norm": self.aug_norm_,
-                      "n_items": int(self.index_.ntotal)}
+                      "graph": self.graph, "recall_k": self.recall_k, "graph_": self.graph_,
+                      "graph_recall": self.graph_recall_, "n_items": int(self.index_.ntotal)}
         (path / _PARAMS_FILE).write_text(json.dumps(params, indent=2))
 
     @classmethod
@@ -364,7 +428,8 @@ class VectorIndex:
                              f"class={params.get('class')!r} format={params.get('format')!r}")
         self = cls(metric=params["metric"], exact_below=params["exact_below"],
                    hnsw_m=params["hnsw_m"], ef_construction=params["ef_construction"],
-                   ef_search=params["ef_search"])
+                   ef_search=params["ef_search"], graph=params.get("graph", "auto"),
+                   recall_k=params.get("recall_k", 100))
         index = faiss.read_index(str(index_file))
         if not isinstance(index, faiss.IndexIDMap2):
             raise ValueError(f"{index_file}: expected a faiss IndexIDMap2, got "
@@ -379,6 +444,9 @@ class VectorIndex:
         self.is_exact_ = bool(params["is_exact"])
         self.dim_ = int(params["dim"])
         self.aug_norm_ = None if aug is None else float(aug)
+        # saves before the graph choice: exact, or an L2 graph
+        self.graph_ = params.get("graph_", "exact" if self.is_exact_ else "l2")
+        self.graph_recall_ = dict(params.get("graph_recall", {}))
         self.labels_sorted_ = np.sort(faiss.vector_to_array(index.id_map).astype(np.int64))
         return self
 
@@ -388,7 +456,9 @@ class VectorIndex:
         if self.metric not in _METRICS:
             raise ValueError(f"VectorIndex: metric must be one of {_METRICS}, got "
                              f"{self.metric!r}")
-        for name in ("hnsw_m", "ef_construction", "ef_search"):
+        if self.graph not in _GRAPHS:
+            raise ValueError(f"VectorIndex: graph must be one of {_GRAPHS}, got {self.graph!r}")
+        for name in ("hnsw_m", "ef_construction", "ef_search", "recall_k"):
             if int(getattr(self, name)) < 1:
                 raise ValueError(f"VectorIndex: {name} must be >= 1, got {getattr(self, name)}")
         if self.exact_below < 0:
@@ -444,6 +514,14 @@ def _augment(x: np.ndarray, aug_norm: float | None, *, query: bool = False) -> n
         sq = (x.astype(np.float64) ** 2).sum(axis=1)
         extra = np.sqrt(np.maximum(aug_norm**2 - sq, 0.0))[:, None].astype(np.float32)
     return np.ascontiguousarray(np.hstack([x, extra]), dtype=np.float32)
+
+
+def _exact_top(x: np.ndarray, labels: np.ndarray, queries: np.ndarray, k: int) -> np.ndarray:
+    """Labels of the ``k`` largest inner products of each query with ``x``, (q, k)."""
+    flat = faiss.IndexFlatIP(x.shape[1])
+    flat.add(x)
+    _, rows = flat.search(np.ascontiguousarray(queries, dtype=np.float32), k)
+    return labels[rows]
 
 
 def _excluded(ids: np.ndarray, exclude: list[np.ndarray]) -> np.ndarray:

