@@ -78,6 +78,7 @@ import scipy.sparse as sp
 
 ROOT = Path(__file__).resolve().parents[1]
 DAY = 86_400
+_LAYOUT = 2  # version of what build_registry writes (see its --reuse check)
 N_CLUSTERS = 256
 EVENT_MIX = {"impression": 0.50, "click": 0.12, "play": 0.22, "like": 0.04, "skip": 0.06,
              "progress": 0.06}
@@ -244,7 +245,10 @@ def build_registry(root: Path, *, n_items: int, n_users: int, dim: int, n_events
     from streamrec.features.streamrec import FeatureConfig
     from streamrec.serve.registry import ModelRegistry
 
-    wanted = {"items": n_items, "users": n_users, "dim": dim, "events": n_events, "seed": seed}
+    # "layout" changes whenever what gets built changes (2: the index graph chosen on user
+    # vectors), so an older --reuse directory is rebuilt rather than silently reused
+    wanted = {"items": n_items, "users": n_users, "dim": dim, "events": n_events, "seed": seed,
+              "layout": _LAYOUT}
     marker = root / "build.json"
     registry = root / "registry"
     if marker.exists() and json.loads(marker.read_text()).get("config") == wanted:
