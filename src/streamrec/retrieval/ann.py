@@ -140,7 +140,7 @@ class VectorIndex:
         The faiss index (labels = item ids).
     is_exact_ : bool
     dim_ : int
-        Item vector dimension ``d`` (the faiss index has ``d + 1`` for inner-product HNSW).
+        Item vector dimension ``d`` (the faiss index has ``d + 1`` for the L2 reduction).
     aug_norm_ : float or None
         ``R`` of the inner-product reduction; ``None`` unless the index is the L2 reduction.
     graph_ : str
@@ -216,9 +216,9 @@ class VectorIndex:
                 truth = _exact_top(x, labels, q, k)
                 built = {g: self._hnsw(x, labels, g, aug) for g in ("l2", "ip")}
                 for g, (idx, a) in built.items():
-                    _, found = idx.search(_augment(q, a, query=True), k)
-                    recalls[g] = float(np.mean([len(np.intersect1d(f, t)) / k
-                                                for f, t in zip(found, truth, strict=True)]))
+                    _, found = idx.search(_augment(q, a, query=True), k)  # (q, k) labels
+                    hits = (found[:, :, None] == truth[:, None, :]).any(axis=2)
+                    recalls[g] = float(hits.mean())
                 graph = "ip" if recalls["ip"] > recalls["l2"] else "l2"
                 index, aug_norm = built[graph]
                 log.info("VectorIndex.build: recall@%d on %d queries: L2 reduction %.3f, "

@@ -213,8 +213,10 @@ def _build_retrieval(d: Path, positives, items: pl.DataFrame, user_ids: np.ndarr
     if (~has_events).any():  # items nobody played yet: vectors from their content
         vectors[~has_events] = proj.transform(items.filter(pl.Series(~has_events)))
     np.save(d / "item_vectors.npy", vectors.astype(np.float32))
-    users = model.user_factors_  # a sample of real queries: the index keeps the graph
-    sample = np.random.default_rng(cfg.seed).permutation(len(users))[:500]  # that finds more
+    # 500 users as sample queries: a large catalogue's index keeps the HNSW graph that
+    # finds more of their exact top 100 (VectorIndex graph="auto")
+    users = model.user_factors_
+    sample = np.random.default_rng(cfg.seed).permutation(len(users))[:500]
     VectorIndex().build(vectors, queries=users[np.sort(sample)]).save(d / "index")
     CoVisitation().fit(positives.users, positives.items, positives.timestamps,
                        len(item_ids)).save(d / "covisit.npz")
