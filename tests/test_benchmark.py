@@ -77,6 +77,22 @@ def test_tune_seeds_average_the_valid_metric_of_stochastic_models(split, monkeyp
         BenchmarkConfig(models=("ease",), tune_seeds=0)
 
 
+def test_grids_replace_the_declared_search_space(split):
+    pts = search_points("ease", 10, np.random.default_rng(0), space={"lam": [3.0, 30.0]})
+    assert pts == [{}, {"lam": 3.0}, {"lam": 30.0}]
+    cfg = BenchmarkConfig(models=("ease",), tune=True, max_trials=10,
+                          grids={"ease": {"lam": [3.0, 30.0]}})
+    params, trials = tune_model("ease", split, cfg)
+    assert [t.params for t in trials] == pts and params in pts
+    fixed = BenchmarkConfig(models=("ease",), tune=True, grids={"ease": {"lam": [3.0]}},
+                            params={"ease": {"lam": 5.0}})  # --params still win
+    assert {t.params["lam"] for t in tune_model("ease", split, fixed)[1]} == {5.0}
+    with pytest.raises(ValueError, match="non-empty lists"):
+        BenchmarkConfig(models=("ease",), grids={"ease": {"lam": []}})
+    with pytest.raises(ValueError, match="not benchmarked"):
+        BenchmarkConfig(models=("ease",), grids={"pop": {}})
+
+
 def test_run_and_report(split, tmp_path: Path):
     cfg = BenchmarkConfig(models=("pop", "ease", "ials"), seeds=2, tune=False)
     res = run_benchmark(split, cfg, protocol="temporal_user", data=SPEC)
@@ -144,6 +160,23 @@ def test_cli_benchmark_fixed_params(tmp_path: Path):
         opts = ["--params", bad] if bad else ["--against", "ials"]
         out = CliRunner().invoke(app, ["benchmark", "--data", SPEC, "--models", "ease", *opts,
                                        "--out", str(tmp_path / "c")])
+        assert out.exit_code == 2 and msg in out.output, out.output
+
+
+def test_cli_benchmark_grid(tmp_path: Path):
+    res = CliRunner().invoke(app, ["benchmark", "--data", SPEC, "--events", "play,like",
+                                   "--models", "ease,pop", "--seeds", "1", "--tune",
+                                   "--grid", '{"ease": {"lam": [3.0, 30.0]}}',
+                                   "--out", str(tmp_path / "b")])
+    assert res.exit_code == 0, res.output
+    report = (tmp_path / "b" / "report.md").read_text()
+    assert "## Search grids (--grid" in report and '"lam": [3.0, 30.0]' in report
+    assert "| ease | 3 |" in report  # the defaults and the two grid points
+    for bad, msg in (('{"ease": {"alpha": [1]}}', "has no parameter(s) alpha"),
+                     ('{"ease": {"lam": 3}}', "non-empty lists"),
+                     ('{"ials": {"factors": [8]}}', "not in --models")):
+        out = CliRunner().invoke(app, ["benchmark", "--data", SPEC, "--models", "ease",
+                                       "--grid", bad, "--out", str(tmp_path / "c")])
         assert out.exit_code == 2 and msg in out.output, out.output
 
 

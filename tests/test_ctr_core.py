@@ -371,3 +371,15 @@ def test_ctr_tuning_with_tune_seeds_averages_seeds(tmp_path: Path, monkeypatch):
     assert tuning == [("mlp", 0), ("mlp", 1), ("mlp", 0), ("mlp", 1)]  # 2 points x 2 seeds
     assert [f for f in fits if f[0] == "logistic"][:2] == [("logistic", 0), ("logistic", 0)]
     assert "mean over seeds 0–1" in (out / "report.md").read_text()
+
+
+def test_ctr_tuning_searches_the_grid_given(tmp_path: Path):
+    out = tmp_path / "grid"
+    res = runner.invoke(app, [
+        "benchmark", "--data", "synthetic-clicks:n=1200", "--protocol", "random",
+        "--models", "logistic", "--seeds", "1", "--tune", "--grid",
+        '{"logistic": {"C": [0.5, 2.0]}}', "--out", str(out)])
+    assert res.exit_code == 0, res.output
+    report = (out / "report.md").read_text()
+    assert "| logistic | 3 |" in report  # defaults + the two values, not the declared four
+    assert '"C": [0.5, 2.0]' in report

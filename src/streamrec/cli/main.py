@@ -376,6 +376,9 @@ def benchmark(
     params: Annotated[str | None, typer.Option(
         help='fixed hyperparameters per model as JSON, e.g. \'{"neumf": {"epochs": 20}}\'; '
         "with --tune they override the searched values")] = None,
+    grid: Annotated[str | None, typer.Option(
+        help='search grids per model as JSON, replacing the declared ones with --tune, e.g. '
+        '\'{"multvae": {"lr": [3e-4, 1e-3], "total_anneal_steps": [2000, 20000]}}\'')] = None,
     metric: Annotated[str, typer.Option(help="tuning and leaderboard metric")] = "ndcg@10",
     against: Annotated[str | None, typer.Option(
         help="reference models, comma-separated (e.g. ease,ials): report.md adds paired "
@@ -460,6 +463,7 @@ def benchmark(
                "case_study or session_temporal"), soft_wrap=True)
         raise typer.Exit(2)
     fixed = _model_params(params, names)
+    grids = _model_grids(grid, names, kind)
     refs = tuple(m.strip() for m in (against or "").split(",") if m.strip())
     if any(m not in names for m in refs):
         err_console.print(f"[bold red]error:[/] --against names models not in --models: "
@@ -467,7 +471,7 @@ def benchmark(
         raise typer.Exit(2)
     if ctr:
         _ctr_benchmark(data, out, protocol.value, names, fixed, refs, seeds, tune, max_trials,
-                       metric, resume, tune_seeds)
+                       metric, resume, tune_seeds, grids)
         return
     cfg = _clean_config(clean, k_core, rating_threshold, 30.0, Impossible.quarantine, events)
     prep = _prepare(data, _columns(user_col, item_col, time_col, value_col, event_col),
@@ -478,7 +482,7 @@ def benchmark(
     write_split(sp, split_dir, name=name, fmt="recbole")
     bcfg = BenchmarkConfig(models=names, seeds=seeds, tune=tune, tune_metric=metric,
                            max_trials=max_trials, refit=refit.value, params=fixed,
-                           against=refs, tune_seeds=tune_seeds)
+                           against=refs, tune_seeds=tune_seeds, grids=grids)
     done = load_runs(out) if resume else []
     if done:
         console.print(f"resuming: {len(done)} earlier test fit(s) in {out / 'results.json'}")
@@ -510,7 +514,7 @@ def benchmark(
 
 def _ctr_benchmark(data: str, out: Path, protocol: str, names: tuple[str, ...], fixed: dict,
                    refs: tuple[str, ...], seeds: int, tune: bool, max_trials: int, metric: str,
-                   resume: bool, tune_seeds: int = 1) -> None:
+                   resume: bool, tune_seeds: int = 1, grids: dict | None = None) -> None:
     """The click-prediction branch of ``benchmark``."""
     from streamrec.data.spec import SpecError
     from streamrec.eval.benchmark import BenchmarkConfig
@@ -533,7 +537,7 @@ def _ctr_benchmark(data: str, out: Path, protocol: str, names: tuple[str, ...], 
             raise typer.Exit(2) from None
     bcfg = BenchmarkConfig(models=names, seeds=seeds, tune=tune, tune_metric="auc",
                            max_trials=max_trials, params=fixed, against=refs,
-                           tune_seeds=tune_seeds)
+                           tune_seeds=tune_seeds, grids=grids or {})
     done = load_runs(out) if resume else []
     if done:
         console.print(f"resuming: {len(done)} earlier test fit(s) in {out / 'results.json'}")
@@ -644,25 +648,50 @@ def list_models() -> None:
     console.print(t)
 
 
-def _model_params(text: str | None, names: tuple[str, ...]) -> dict[str, dict]:
-    """``--params`` JSON -> {model: {param: value}}, checked against the chosen models."""
+def _model_params(text: str | None, names: tuple[str, ...],
+                  option: str = "--params") -> dict[str, dict]:
+    """``--params`` (or ``option``) JSON -> {model: {param: value}}, checked against the
+    chosen models."""
     if not text:
         return {}
     try:
         value = json.loads(text)
     except json.JSONDecodeError as exc:
-        err_console.print(f"[bold red]error:[/] --params is not valid JSON: {exc}")
+        err_console.print(f"[bold red]error:[/] {option} is not valid JSON: {exc}")
         raise typer.Exit(2) from exc
     if not isinstance(value, dict) or not all(isinstance(v, dict) for v in value.values()):
-        err_console.print('[bold red]error:[/] --params must map model names to objects, e.g. '
+        err_console.print(f"[bold red]error:[/] {option} must map model names to objects, e.g. "
                           '\'{"neumf": {"epochs": 20}}\'', soft_wrap=True)
         raise typer.Exit(2)
     extra = sorted(set(value) - set(names))
     if extra:
-        err_console.print(f"[bold red]error:[/] --params names models not in --models: "
+        err_console.print(f"[bold red]error:[/] {option} names models not in --models: "
                           f"{', '.join(extra)}", soft_wrap=True)
         raise typer.Exit(2)
     return value
+
+
+def _model_grids(text: str | None, names: tuple[str, ...], kind: str) -> dict[str, dict]:
+    """``--grid`` JSON -> {model: {param: [values]}}: models among ``names``, parameters
+    their constructors take, every value list non-empty."""
+    from streamrec.models.registry import create
+
+    grids = _model_params(text, names, option="--grid")
+    for model, grid in grids.items():
+        known = create(model, kind).get_params()
+        unknown = sorted(set(grid) - set(known))
+        if unknown:
+            err_console.print(f"[bold red]error:[/] --grid: {model} has no parameter(s) "
+                              f"{', '.join(unknown)}; it takes {', '.join(sorted(known))}",
+                              soft_wrap=True)
+            raise typer.Exit(2)
+        bad = [k for k, v in grid.items() if not isinstance(v, list) or not v]
+        if bad:
+            err_console.print(f"[bold red]error:[/] --grid: {model}'s {', '.join(bad)} must be "
+                              'non-empty lists of values, e.g. {"lr": [0.001, 0.003]}',
+                              soft_wrap=True)
+            raise typer.Exit(2)
+    return grids
 
 
 def fmt_params(d: dict) -> str:

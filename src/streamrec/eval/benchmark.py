@@ -79,6 +79,12 @@ class BenchmarkConfig:
     against : tuple of str
         Reference models (e.g. ``("ease", "ials")``): the report adds paired tests of every
         other model against each of them, besides the tests against the best.
+    tune_seeds : int
+        Fits per tuning point of a stochastic model (seeds ``0 .. tune_seeds - 1``; the
+        point with the best mean valid metric wins).
+    grids : dict
+        Search grid per model name (``{param: [values, ...]}``) replacing its declared
+        ``search_space`` when tuning; ``params`` still override the searched values.
     """
 
     models: tuple[str, ...]
@@ -92,10 +98,18 @@ class BenchmarkConfig:
     refit: str = "train"
     against: tuple[str, ...] = ()
     tune_seeds: int = 1
+    grids: dict[str, dict[str, list[Any]]] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         if self.tune_seeds < 1:
             raise ValueError(f"tune_seeds must be >= 1 (got {self.tune_seeds})")
+        for model, grid in self.grids.items():
+            if model not in self.models:
+                raise ValueError(f"grids names a model not benchmarked: {model}")
+            bad = [k for k, v in grid.items() if not isinstance(v, list | tuple) or not v]
+            if bad:
+                raise ValueError(f"grids[{model!r}]: {', '.join(bad)} must be non-empty lists "
+                                 "of values")
         missing = [m for m in self.against if m not in self.models]
         if missing:
             raise ValueError(f"against names models not benchmarked: {', '.join(missing)}")
@@ -173,11 +187,13 @@ class BenchmarkResult:
 
 
 def search_points(name: str, max_trials: int, rng: np.random.Generator,
-                  kind: str | None = None) -> list[dict[str, Any]]:
-    """Hyperparameter points for ``name`` (of ``kind``): its defaults first, then the declared
-    grid (all of it when small enough, else a seeded random sample)."""
-    cls = get_class(name, kind)
-    space: dict[str, list[Any]] = dict(getattr(cls, "search_space", {}) or {})
+                  kind: str | None = None,
+                  space: dict[str, list[Any]] | None = None) -> list[dict[str, Any]]:
+    """Hyperparameter points for ``name`` (of ``kind``): its defaults first, then the grid
+    ``space`` (default: the model's declared ``search_space``), all of it when small enough,
+    else a seeded random sample."""
+    if space is None:
+        space = dict(getattr(get_class(name, kind), "search_space", {}) or {})
     points: list[dict[str, Any]] = [{}]
     if not space:
         return points
@@ -234,7 +250,8 @@ def tune_model(name: str, split: Split, cfg: BenchmarkConfig,
     seeds ``0 .. cfg.tune_seeds - 1`` for stochastic models; ``side``: the split's
     :class:`~streamrec.features.side.SideFeatures` for models that use them)."""
     fixed = cfg.params.get(name, {})
-    points = search_points(name, cfg.max_trials, np.random.default_rng(0)) if cfg.tune else [{}]
+    points = (search_points(name, cfg.max_trials, np.random.default_rng(0),
+                            space=cfg.grids.get(name)) if cfg.tune else [{}])
     stochastic = bool(getattr(get_class(name), "stochastic", False))
     tune_seeds = range(cfg.tune_seeds if stochastic else 1)
     trials: list[Trial] = []

@@ -237,7 +237,8 @@ def _ctr_tune(name: str, split: CTRSplit, cfg, progress) -> tuple[dict[str, Any]
     fixed = cfg.params.get(name, {})
     if not cfg.tune:
         return dict(fixed), []
-    points = search_points(name, cfg.max_trials, np.random.default_rng(0), kind="ctr")
+    points = search_points(name, cfg.max_trials, np.random.default_rng(0), kind="ctr",
+                           space=cfg.grids.get(name))
     stochastic = bool(getattr(get_class(name, "ctr"), "stochastic", False))
     trials = []
     for j, point in enumerate(points):  # a loop over tuning points

@@ -231,6 +231,10 @@ def config_sections(result: BenchmarkResult) -> list[str]:
         out += ["", "## Fixed hyperparameters (--params)", "", "| model | hyperparameters |",
                 "|---|---|"]
         out += [f"| {m} | `{json.dumps(p)}` |" for m, p in cfg.params.items()]
+    if cfg.grids:
+        out += ["", "## Search grids (--grid, instead of the declared ones)", "",
+                "| model | grid |", "|---|---|"]
+        out += [f"| {m} | `{json.dumps(g)}` |" for m, g in cfg.grids.items()]
     if result.trials:
         tune_metric = "auc" if result.task == "ctr" else cfg.tune_metric
         over = (f", mean over seeds 0–{cfg.tune_seeds - 1} for stochastic models"
