@@ -176,8 +176,11 @@ def test_cli_benchmark_grid(tmp_path: Path):
                      ('{"ease": {"lam": 3}}', "non-empty lists"),
                      ('{"ials": {"factors": [8]}}', "not in --models")):
         out = CliRunner().invoke(app, ["benchmark", "--data", SPEC, "--models", "ease",
-                                       "--grid", bad, "--out", str(tmp_path / "c")])
+                                       "--tune", "--grid", bad, "--out", str(tmp_path / "c")])
         assert out.exit_code == 2 and msg in out.output, out.output
+    out = CliRunner().invoke(app, ["benchmark", "--data", SPEC, "--models", "ease", "--grid",
+                                   '{"ease": {"lam": [3.0]}}', "--out", str(tmp_path / "c")])
+    assert out.exit_code == 2 and "add --tune" in out.output, out.output
 
 
 def test_resume_reuses_matching_fits_and_adds_seeds(split, tmp_path: Path):

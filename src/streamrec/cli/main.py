@@ -464,6 +464,10 @@ def benchmark(
         raise typer.Exit(2)
     fixed = _model_params(params, names)
     grids = _model_grids(grid, names, kind)
+    if grids and not tune:
+        err_console.print("[bold red]error:[/] --grid is what --tune searches; add --tune "
+                          "(or fix single values with --params)", soft_wrap=True)
+        raise typer.Exit(2)
     refs = tuple(m.strip() for m in (against or "").split(",") if m.strip())
     if any(m not in names for m in refs):
         err_console.print(f"[bold red]error:[/] --against names models not in --models: "
