@@ -238,10 +238,10 @@ class Engine:
         """Recompute the popular/new lists and the trending snapshot when a new hour has
         begun or they are over a minute old; returns whether it did.
 
-        The service's consumer thread calls this while the queue is idle: without events
-        nothing else refreshes them, and after an hour boundary every request would compute
-        its candidates' trending scores from the hourly buckets (about 1 ms each at 200K
-        items) until the request path's own one-minute check."""
+        The service's consumer thread calls this while the queue is idle, and a request
+        calls it before reading the new items: without events nothing else refreshes them,
+        and after an hour boundary every request would compute its candidates' trending
+        scores from the hourly buckets (about 1 ms each at 200K items)."""
         now = self.clock() if now is None else now
         at = self._lists_at
         if at is not None and now // HOUR == at // HOUR and now - at <= 60:
@@ -322,8 +322,7 @@ class Engine:
         pop = pop[: cfg.n_popular]
         cand.append(pop)
         src.append(np.full(len(pop), 4 if onboarding else 2))
-        if now - self._lists_at > 60:  # no events lately: new items still age out
-            self._refresh_popular(now)
+        self.refresh_if_stale(now)  # no events lately: new items still age out
         fresh, fresh_vecs = self.fresh
         if onboarding:  # new items of the chosen genres only
             keep = np.isin(st.i_cat[fresh], codes)
