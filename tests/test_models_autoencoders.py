@@ -86,6 +86,32 @@ def test_sparse_input_is_the_dense_product() -> None:
     torch.testing.assert_close(raw(rows), torch.from_numpy(dense) @ raw.weight + raw.bias)
 
 
+def test_sparse_input_weight_gradient_is_the_dense_one() -> None:
+    """The transposed-bag backward gives Xᵀ G, as the dense product's autograd does."""
+    dense, rows = _rows()
+    x = torch.from_numpy(dense) * torch.linspace(0.5, 2.0, dense.shape[1])  # non-binary
+    rows = HistoryRows(rows.users, rows.crow, rows.col, x[x != 0], rows.n_items)
+    layer = SparseInput(dense.shape[1], 3, dropout=0.0, normalize=True).train()
+    g = torch.randn(len(dense), 3, generator=torch.Generator().manual_seed(0))
+    (layer(rows) * g).sum().backward()
+    w = layer.weight.detach().clone().requires_grad_()
+    b = layer.bias.detach().clone().requires_grad_()
+    ((F.normalize(x, dim=1) @ w + b) * g).sum().backward()
+    torch.testing.assert_close(layer.weight.grad, w.grad)
+    torch.testing.assert_close(layer.bias.grad, b.grad)
+    assert torch.count_nonzero(layer.weight.grad[torch.from_numpy(dense.sum(0) == 0)]) == 0
+
+
+def test_sparse_input_product_passes_gradcheck() -> None:
+    from streamrec.models.neural.multvae import _RowsTimesWeight
+
+    dense, rows = _rows()
+    w = torch.randn(dense.shape[1], 2, dtype=torch.float64, requires_grad=True)
+    val = rows.val.double()
+    assert torch.autograd.gradcheck(
+        lambda w: _RowsTimesWeight.apply(w, rows.row_ids(), rows.col, rows.crow, val), (w,))
+
+
 def test_sparse_input_dropout_only_drops_observed_items() -> None:
     dense, rows = _rows()
     layer = SparseInput(dense.shape[1], 3, dropout=0.5, normalize=False).train()

@@ -152,11 +152,45 @@ def gather_rows(indptr: Tensor, indices: Tensor, data: Tensor, users: Tensor,
     return HistoryRows(users, crow, indices[pos], data[pos], n_items)
 
 
+class _RowsTimesWeight(torch.autograd.Function):
+    """``out[b] = Σ_k val[k] · weight[col[k]]`` over row ``b``'s non-zeros (a CSR batch times
+    a dense weight), differentiable in ``weight`` only.
+
+    The forward pass is a weighted ``embedding_bag``. Its own backward scatters every
+    non-zero's gradient row into a dense table after a sort (measured on Mult-VAE, ML-100K:
+    6.2 ms of a 57 ms epoch); the weight gradient ``Xᵀ G`` is the same bag product over the
+    transposed batch, ``grad_weight[i] = Σ val · G[row]`` over item ``i``'s non-zeros, so it
+    runs as a second forward ``embedding_bag`` after one stable sort of the columns.
+    """
+
+    @staticmethod
+    def forward(ctx: Any, weight: Tensor, rows: Tensor, col: Tensor, crow: Tensor,
+                val: Tensor) -> Tensor:
+        ctx.save_for_backward(rows, col, val)
+        ctx.n_items = weight.shape[0]
+        return F.embedding_bag(col, weight, crow[:-1], mode="sum", per_sample_weights=val)
+
+    @staticmethod
+    @torch.autograd.function.once_differentiable
+    def backward(ctx: Any, grad: Tensor) -> tuple[Tensor | None, ...]:
+        if not ctx.needs_input_grad[0]:
+            return None, None, None, None, None
+        rows, col, val = ctx.saved_tensors
+        col_sorted, perm = torch.sort(col, stable=True)  # the batch's non-zeros by item
+        offsets = torch.zeros(ctx.n_items, dtype=torch.long, device=col.device)  # (I,)
+        torch.cumsum(torch.bincount(col_sorted, minlength=ctx.n_items)[:-1], 0,
+                     out=offsets[1:])
+        grad_weight = F.embedding_bag(rows[perm], grad, offsets, mode="sum",
+                                      per_sample_weights=val[perm].to(grad.dtype))  # (I, H)
+        return grad_weight, None, None, None, None
+
+
 class SparseInput(nn.Module):
     """First layer of an autoencoder over sparse history rows: ``x W + b``.
 
     The product runs as a weighted ``embedding_bag`` over each row's non-zeros
-    (``O(nnz · H)`` instead of ``O(B · I · H)``, gradient included). Before it, rows are
+    (``O(nnz · H)`` instead of ``O(B · I · H)``, the weight gradient too:
+    :class:`_RowsTimesWeight`). Before it, rows are
     optionally L2-normalised and their non-zeros dropped out with probability ``dropout``
     (kept values scaled by ``1 / (1 - dropout)``), in training only: exactly
     ``dropout(normalize(x)) W + b`` on the dense rows.
@@ -179,15 +213,13 @@ class SparseInput(nn.Module):
 
     def forward(self, x: HistoryRows) -> Tensor:
         """Shape (B, H) from rows ``x`` of width ``n_items``."""
-        val = x.val  # (nnz,)
+        val, row = x.val, x.row_ids()  # (nnz,), (nnz,)
         if self.normalize:
-            row = x.row_ids()  # (nnz,)
             sq = torch.zeros(len(x.users), device=val.device, dtype=val.dtype)
             norm = sq.index_add_(0, row, val * val).sqrt().clamp_min(1e-12)  # (B,)
             val = val / norm[row]
         val = dropout(val, self.dropout, self.training)  # (nnz,)
-        out = F.embedding_bag(x.col, self.weight, x.crow[:-1], mode="sum",
-                              per_sample_weights=val)  # (B, H)
+        out = _RowsTimesWeight.apply(self.weight, row, x.col, x.crow, val)  # (B, H)
         return out + self.bias
 
 
