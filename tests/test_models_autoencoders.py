@@ -110,6 +110,10 @@ def test_sparse_input_product_passes_gradcheck() -> None:
     val = rows.val.double()
     assert torch.autograd.gradcheck(
         lambda w: _RowsTimesWeight.apply(w, rows.row_ids(), rows.col, rows.crow, val), (w,))
+    val.requires_grad_()
+    out = _RowsTimesWeight.apply(w, rows.row_ids(), rows.col, rows.crow, val)
+    with pytest.raises(RuntimeError, match="weight only"):
+        out.sum().backward()
 
 
 def test_sparse_input_dropout_only_drops_observed_items() -> None:

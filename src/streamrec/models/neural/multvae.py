@@ -173,6 +173,8 @@ class _RowsTimesWeight(torch.autograd.Function):
     @staticmethod
     @torch.autograd.function.once_differentiable
     def backward(ctx: Any, grad: Tensor) -> tuple[Tensor | None, ...]:
+        if ctx.needs_input_grad[4]:
+            raise RuntimeError("_RowsTimesWeight is differentiable in weight only, not in val")
         if not ctx.needs_input_grad[0]:
             return None, None, None, None, None
         rows, col, val = ctx.saved_tensors
