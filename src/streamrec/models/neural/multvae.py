@@ -192,10 +192,10 @@ class SparseInput(nn.Module):
 
     The product runs as a weighted ``embedding_bag`` over each row's non-zeros
     (``O(nnz · H)`` instead of ``O(B · I · H)``, the weight gradient too:
-    :class:`_RowsTimesWeight`). Before it, rows are
-    optionally L2-normalised and their non-zeros dropped out with probability ``dropout``
-    (kept values scaled by ``1 / (1 - dropout)``), in training only: exactly
-    ``dropout(normalize(x)) W + b`` on the dense rows.
+    :class:`_RowsTimesWeight`). Before it, rows are optionally L2-normalised and their
+    non-zeros dropped out with probability ``dropout`` (kept values scaled by
+    ``1 / (1 - dropout)``), in training only: exactly ``dropout(normalize(x)) W + b`` on the
+    dense rows.
 
     Parameters
     ----------
