@@ -344,7 +344,7 @@ def test_cli_list_show_promote_rollback_verify(reg: ModelRegistry, saved: Path):
     out = _cli("rollback", "pop", "--registry", root).output
     assert "v2 -> v1" in out
     assert reg.aliases("pop") == {"production": "v1"}
-    out = _cli("rollback", "pop", "--registry", root, code=1).output
+    out = _cli("rollback", "pop", "--registry", root, code=2).output
     assert "no previous version" in out
 
     target = reg.resolve("pop", "v1").artifacts / "arrays.npz"
@@ -356,15 +356,15 @@ def test_cli_list_show_promote_rollback_verify(reg: ModelRegistry, saved: Path):
     _cli("verify", "pop", "v2", "--registry", root)
 
 
-def test_cli_errors_exit_1(reg: ModelRegistry, saved: Path, tmp_path: Path):
+def test_cli_errors_exit_2(reg: ModelRegistry, saved: Path, tmp_path: Path):
     root = str(reg.root)
-    out = _cli("list", "--registry", str(tmp_path / "nope"), code=1).output
+    out = _cli("list", "--registry", str(tmp_path / "nope"), code=2).output
     assert "no such registry" in out
     reg.register("pop", saved)
-    assert "no alias 'production'" in _cli("show", "pop", "--registry", root, code=1).output
-    assert "no model named 'nah'" in _cli("verify", "nah", "--registry", root, code=1).output
-    assert "no version 'v5'" in _cli("promote", "pop", "v5", "--registry", root, code=1).output
+    assert "no alias 'production'" in _cli("show", "pop", "--registry", root, code=2).output
+    assert "no model named 'nah'" in _cli("verify", "nah", "--registry", root, code=2).output
+    assert "no version 'v5'" in _cli("promote", "pop", "v5", "--registry", root, code=2).output
     assert "bad alias" in _cli("promote", "pop", "v1", "--alias", "Prod", "--registry", root,
-                               code=1).output
+                               code=2).output
     assert "no model named 'zzz'" in _cli("list", "--registry", root, "--name", "zzz",
-                                          code=1).output
+                                          code=2).output

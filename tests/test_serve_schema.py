@@ -1,4 +1,6 @@
-"""Property-based API test: schemathesis cases from the service's OpenAPI schema never get a 5xx.
+"""Property-based API test: schemathesis cases from the service's OpenAPI schema never get a
+5xx, and every answer (2xx and 4xx alike) has a status, content type and body the published
+schema declares for that route.
 
 The schema is read at import from an app that is created but never started (``create_app``
 loads nothing until its lifespan), so collection costs nothing. The cases of each
@@ -27,13 +29,18 @@ schemathesis = pytest.importorskip("schemathesis")
 
 from hypothesis import HealthCheck, settings  # noqa: E402
 from schemathesis.checks import not_a_server_error  # noqa: E402
+from schemathesis.specs.openapi.checks import (  # noqa: E402
+    content_type_conformance,
+    response_schema_conformance,
+    status_code_conformance,
+)
 
 from _serve_system import build_tiny_system  # noqa: E402
 from streamrec.serve.app import create_app  # noqa: E402
 from streamrec.serve.settings import Settings  # noqa: E402
 
 TOKEN = "schema-token"
-MAX_EXAMPLES = 25
+MAX_EXAMPLES = 50
 
 # the OpenAPI document only: this app is never started
 schema = schemathesis.openapi.from_dict(
@@ -97,7 +104,9 @@ def _follow_up(case: schemathesis.Case, response: Any, app: Any) -> None:
 def test_no_server_errors(case: schemathesis.Case, app: Any) -> None:
     response = case.call(app=app, base_url="http://testserver",
                          headers={"Authorization": f"Bearer {TOKEN}"})
-    case.validate_response(response, checks=[not_a_server_error])
+    case.validate_response(response, checks=[not_a_server_error, response_schema_conformance,
+                                             status_code_conformance,
+                                             content_type_conformance])
     _follow_up(case, response, app)
 
 

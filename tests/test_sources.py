@@ -450,6 +450,28 @@ def test_events_parquet_autodetect_and_negative_duration(tmp_path):
     assert '"duration":-1.0' in q["raw"][0] and '"user_id":8' in q["raw"][0]
 
 
+@pytest.mark.parametrize("damage", ["empty", "truncated", "not parquet"])
+@pytest.mark.parametrize("policy", ["error", "quarantine"])
+def test_events_unreadable_parquet_is_one_line_exit_2(tmp_path, damage, policy):
+    from typer.testing import CliRunner
+
+    from streamrec.cli.main import app
+
+    p = tmp_path / "events.parquet"
+    pl.DataFrame({"user_id": [1, 2], "item_id": [3, 4], "timestamp": [T0, T0]}).write_parquet(p)
+    data = p.read_bytes()
+    p.write_bytes({"empty": b"", "truncated": data[: len(data) // 2],
+                   "not parquet": b"user_id,item_id\n1,2\n"}[damage])
+    with pytest.raises(DataFormatError, match="events.parquet: not a readable Parquet file"):
+        read_events(p, on_bad_rows=policy)
+    res = CliRunner().invoke(app, ["data", "ingest", "-d", f"events:{p}", "-o",
+                                   str(tmp_path / "out"), "--on-bad-rows", policy],
+                             env={"COLUMNS": "300"})
+    assert res.exit_code == 2, res.output
+    assert "not a readable Parquet file" in res.output and "Traceback" not in res.output
+    assert res.exception is None or isinstance(res.exception, SystemExit)
+
+
 def test_events_parquet_datetime_column(tmp_path):
     df = pl.DataFrame({"user": [1], "item": [2]}).with_columns(
         pl.lit("2024-01-02T03:04:05").str.to_datetime().alias("time"))

@@ -31,10 +31,17 @@ RefArg = Annotated[str, typer.Argument(
     help="an alias (production, staging, ...), a version (v3) or 'latest'")]
 
 
-def _fail(exc: Exception, label: str = "error") -> NoReturn:
+def _fail(exc: Exception, label: str = "error", code: int = 2) -> NoReturn:
     err_console.print(f"[bold red]{label}:[/] {escape(str(exc))}", soft_wrap=True,
                       highlight=False)
-    raise typer.Exit(1) from None
+    raise typer.Exit(code) from None
+
+
+def _label(exc: Exception) -> str:
+    """"refused" when the version failed its check (sha256 or load), else "error"."""
+    from streamrec.serve.registry import TamperedArtifactError, UnloadableVersionError
+
+    return "refused" if isinstance(exc, TamperedArtifactError | UnloadableVersionError) else "error"
 
 
 def _open(root: Path) -> ModelRegistry:
@@ -110,7 +117,7 @@ def show(name: NameArg, ref: RefArg = "production", *, registry: RegistryOpt) ->
 
 @registry_app.command(
     help="Recompute the sha256 of every artifact of NAME at REF; exit code 1 when a file was "
-    "changed, removed or added after registration.",
+    "changed, removed or added after registration (2 for a bad name or reference).",
 )
 def verify(name: NameArg, ref: RefArg = "production", *, registry: RegistryOpt) -> None:
     """Verify the artifacts of NAME at REF against their sha256."""
@@ -121,7 +128,7 @@ def verify(name: NameArg, ref: RefArg = "production", *, registry: RegistryOpt) 
         mv = reg.resolve(name, ref)
         reg.verify(mv)
     except TamperedArtifactError as exc:
-        _fail(exc, "tampered")
+        _fail(exc, "tampered", code=1)
     except RegistryError as exc:
         _fail(exc)
     n_files = len(mv.manifest.get("files") or {})
@@ -132,27 +139,32 @@ def verify(name: NameArg, ref: RefArg = "production", *, registry: RegistryOpt) 
 @registry_app.command()
 def promote(name: NameArg, version: Annotated[str, typer.Argument(help="version, e.g. v3")],
             *, registry: RegistryOpt, alias: AliasOpt = "production") -> None:
-    """Point ALIAS (default production) at VERSION of NAME (atomic)."""
+    """Point ALIAS (default production) at VERSION of NAME (atomic), once every sha256 of
+    VERSION verifies and it loads (serving entries as the service loads them). A refusal
+    names the file at fault and leaves the alias as it was (exit code 2)."""
+    from streamrec.serve.engine import load_entry
     from streamrec.serve.registry import RegistryError
 
     try:
-        previous = _open(registry).promote(name, version, alias)
+        previous = _open(registry).promote(name, version, alias, load=load_entry)
     except RegistryError as exc:
-        _fail(exc)
+        _fail(exc, _label(exc))
     console.print(f"{escape(name)} {escape(alias)}: {previous or '(unset)'} -> {version}",
                   highlight=False)
 
 
 @registry_app.command()
 def rollback(name: NameArg, *, registry: RegistryOpt, alias: AliasOpt = "production") -> None:
-    """Move ALIAS (default production) of NAME back to the version it pointed to before."""
+    """Move ALIAS (default production) of NAME back to the version it pointed to before,
+    once that version verifies and loads (exit code 2 otherwise)."""
+    from streamrec.serve.engine import load_entry
     from streamrec.serve.registry import RegistryError
 
     reg = _open(registry)
     try:
         current = reg.aliases(name).get(alias)
-        target = reg.rollback(name, alias)
+        target = reg.rollback(name, alias, load=load_entry)
     except RegistryError as exc:
-        _fail(exc)
+        _fail(exc, _label(exc))
     console.print(f"{escape(name)} {escape(alias)}: {current} -> {target} (rolled back)",
                   highlight=False)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, NoReturn
 
 import typer
 from rich.markup import escape
@@ -25,8 +25,9 @@ def serve(
     queue_url: Annotated[str | None, typer.Option(
         help="event queue: sqlite:///PATH (default: <registry>/../service/queue.db) or "
         "redis://HOST:PORT/DB (pip install 'streamrec\\[redis]')")] = None,
-    admin_token: Annotated[str | None, typer.Option(
-        help="bearer token of the /admin routes (or STREAMREC_ADMIN_TOKEN)")] = None,
+    admin_token_file: Annotated[Path | None, typer.Option(
+        help="file holding the bearer token of the /admin routes (or set "
+        "STREAMREC_ADMIN_TOKEN); never given on the command line, where `ps` shows it")] = None,
     workers_log_level: Annotated[str, typer.Option("--log-level", help="uvicorn log level")] = (
         "info"),
     access_log: Annotated[bool, typer.Option(help="log every request (uvicorn's access log "
@@ -37,27 +38,47 @@ def serve(
     Routes: GET /v1/users/{id}/recommendations, POST /v1/sessions/{id}/next,
     GET /v1/items/{id}/similar, POST /v1/events, GET /healthz /readyz /metrics, and the
     token-protected /admin/reload, /admin/promote, /admin/items. OpenAPI docs at /docs.
-    Promotions (`streamrec registry promote`) are picked up live.
+    Promotions (`streamrec registry promote`) are picked up live. The models are loaded
+    and verified before the port opens: a bad registry is one line and exit code 2.
     """
     import uvicorn
+    from pydantic import ValidationError
 
     from streamrec.serve.app import create_app
+    from streamrec.serve.service import StartupError
     from streamrec.serve.settings import Settings
 
     if not (registry / "ranker").exists():
-        err_console.print(f"[red]error:[/] {escape(str(registry))} holds no serving models; "
-                          "run `streamrec quickstart --workdir DIR` and serve DIR/registry")
-        raise typer.Exit(1)
-    overrides = {"registry": registry, "port": port, "host": host}
+        _fail(f"{escape(str(registry))} holds no serving models; run `streamrec quickstart "
+              "--workdir DIR` and serve DIR/registry")
+    overrides: dict[str, object] = {"registry": registry, "port": port, "host": host}
     if queue_url:
         overrides["queue_url"] = queue_url
-    if admin_token:
-        overrides["admin_token"] = admin_token
-    settings = Settings(_env_file=settings_file, **overrides) if settings_file else Settings(
-        **overrides)
+    if admin_token_file is not None:
+        try:
+            overrides["admin_token"] = admin_token_file.read_text().strip()
+        except OSError as exc:
+            _fail(f"cannot read the admin token file {escape(str(admin_token_file))}: "
+                  f"{escape(exc.strerror or str(exc))}")
+    try:
+        settings = Settings(_env_file=settings_file, **overrides) if settings_file else Settings(
+            **overrides)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(str(x) for x in first.get("loc", ())) or "settings"
+        _fail(f"bad setting {escape(where)}: {escape(first.get('msg', 'invalid'))}")
+    app = create_app(settings)
+    try:
+        app.state.service.start()
+    except StartupError as exc:
+        _fail(escape(str(exc)))
     console.print(f"serving {registry} on http://{host}:{port}  (docs: /docs)")
-    uvicorn.run(create_app(settings), host=host, port=port, log_level=workers_log_level,
-                access_log=access_log)
+    uvicorn.run(app, host=host, port=port, log_level=workers_log_level, access_log=access_log)
+
+
+def _fail(message: str) -> NoReturn:
+    err_console.print(f"[red]error:[/] {message}", soft_wrap=True, highlight=False)
+    raise typer.Exit(2)
 
 
 def demo(
@@ -76,9 +97,8 @@ def demo(
 
     registry = workdir / "registry"
     if not (registry / "ranker").exists():
-        err_console.print(f"[red]error:[/] no registry at {escape(str(registry))}; run "
-                          f"`streamrec quickstart --workdir {escape(str(workdir))}` first")
-        raise typer.Exit(1)
+        _fail(f"no registry at {escape(str(registry))}; run "
+              f"`streamrec quickstart --workdir {escape(str(workdir))}` first")
     import shutil
 
     state_dir = workdir / "service-demo"  # a fresh event log and queue every run

@@ -41,7 +41,8 @@ from streamrec.serve.features import HOUR, POSITIVE_EVENTS, FeatureState
 from streamrec.serve.policy import PolicyConfig, apply_policy
 from streamrec.serve.ranker import SlateEncoder
 
-__all__ = ["Engine", "EngineConfig", "Models", "UnknownIdError", "load_models"]
+__all__ = ["ENTRY_LOADERS", "Engine", "EngineConfig", "Models", "UnknownIdError", "load_entry",
+           "load_models"]
 
 DAY = 86_400
 SOURCES = ("ann", "covisit", "popular", "new", "onboarding")
@@ -104,34 +105,86 @@ class Models:
     meta: dict[str, Any]
 
 
-def load_models(registry: Any, ref: str = "production") -> Models:
-    """Load (and verify) the four serving entries of ``registry`` at ``ref``."""
+def _load_retrieval(art: Path) -> dict[str, Any]:
     from streamrec.features.content import ContentProjector
-    from streamrec.features.encoders import CTREncoder
     from streamrec.models.base import Model
     from streamrec.retrieval.ann import VectorIndex
     from streamrec.retrieval.covisit import CoVisitation
 
-    mvs = {name: registry.resolve(name, ref) for name in ("retrieval", "ranker", "session",
-                                                          "catalog")}
+    return {"retrieval": Model.load(art / "model"),
+            "item_vectors": np.load(art / "item_vectors.npy",
+                                    allow_pickle=False).astype(np.float32),
+            "index": VectorIndex.load(art / "index"),
+            "covisit": CoVisitation.load(art / "covisit.npz"),
+            "projector": ContentProjector.load(art / "content")}
+
+
+def _load_ranker(art: Path) -> dict[str, Any]:
+    from streamrec.features.encoders import CTREncoder
+    from streamrec.models.base import Model
+
+    with np.load(art / "clicks.npz", allow_pickle=False) as z:
+        clicks = sp.csr_array((z["data"], z["indices"], z["indptr"]), shape=tuple(z["shape"]))
+    return {"ranker": Model.load(art / "model"),
+            "encoder": CTREncoder.from_dict(json.loads((art / "encoder.json").read_text())),
+            "mf": Model.load(art / "mf"), "base_clicks": clicks,
+            "feature_config": FeatureConfig(**json.loads((art / "features.json").read_text()))}
+
+
+def _load_session(art: Path) -> dict[str, Any]:
+    from streamrec.models.base import Model
+
+    return {"session": Model.load(art / "model") if (art / "model").exists()
+            else Model.load(art)}
+
+
+def _load_catalog(art: Path) -> dict[str, Any]:
+    # the state and items are read by the Engine itself; check here that they are there
+    for need in (art / "items.parquet", art / "state"):
+        if not need.exists():
+            raise FileNotFoundError(2, "the catalog entry lacks it", str(need))
+    return {"catalog_dir": art, "meta": json.loads((art / "meta.json").read_text())}
+
+
+#: how each serving entry of the registry is loaded (its part of :class:`Models`)
+ENTRY_LOADERS = {"retrieval": _load_retrieval, "ranker": _load_ranker,
+                 "session": _load_session, "catalog": _load_catalog}
+
+
+def load_entry(mv: Any) -> dict[str, Any]:
+    """Load one registered serving entry (its files are not verified here: the registry
+    does that first); entries the service does not serve load as saved models.
+
+    Usable as the ``load`` check of :meth:`~streamrec.serve.registry.ModelRegistry.promote`.
+    """
+    from streamrec.serve.registry import load_saved_model
+
+    loader = ENTRY_LOADERS.get(mv.name)
+    if loader is None:
+        return {"model": load_saved_model(mv)}
+    return loader(mv.artifacts)
+
+
+def load_models(registry: Any, ref: str = "production",
+                pins: dict[str, str] | None = None) -> Models:
+    """Load (and verify) the four serving entries of ``registry`` at ``ref``.
+
+    Parameters
+    ----------
+    registry : ModelRegistry
+    ref : str
+        Alias (or version) of every entry.
+    pins : dict of str to str, optional
+        Versions to load instead of ``ref`` for some entries (a promotion checks the set
+        it would serve before moving the alias).
+    """
+    pins = pins or {}
+    mvs = {name: registry.resolve(name, pins.get(name, ref)) for name in ENTRY_LOADERS}
+    parts: dict[str, Any] = {}
     for mv in mvs.values():
         registry.verify(mv)
-    r, k, s, c = (mvs[n].artifacts for n in ("retrieval", "ranker", "session", "catalog"))
-    retrieval = Model.load(r / "model")
-    vectors = np.load(r / "item_vectors.npy", allow_pickle=False).astype(np.float32)
-    with np.load(k / "clicks.npz", allow_pickle=False) as z:
-        clicks = sp.csr_array((z["data"], z["indices"], z["indptr"]), shape=tuple(z["shape"]))
-    return Models(
-        versions={n: mv.version for n, mv in mvs.items()},
-        retrieval=retrieval, item_vectors=vectors, index=VectorIndex.load(r / "index"),
-        covisit=CoVisitation.load(r / "covisit.npz"),
-        projector=ContentProjector.load(r / "content"),
-        ranker=Model.load(k / "model"),
-        encoder=CTREncoder.from_dict(json.loads((k / "encoder.json").read_text())),
-        mf=Model.load(k / "mf"), base_clicks=clicks,
-        feature_config=FeatureConfig(**json.loads((k / "features.json").read_text())),
-        session=Model.load(s / "model") if (s / "model").exists() else Model.load(s),
-        catalog_dir=c, meta=json.loads((c / "meta.json").read_text()))
+        parts |= load_entry(mv)
+    return Models(versions={n: mv.version for n, mv in mvs.items()}, **parts)
 
 
 class _Vectors:
@@ -442,13 +495,26 @@ class Engine:
 
     # ------------------------------------------------------------------ writes
     def apply_events(self, events: pl.DataFrame) -> int:
-        """Fold consumed events into the state, refresh touched users' vectors and the live
-        sessions; returns the number applied."""
+        """Fold consumed events into the state, then refresh what derives from it (see
+        :meth:`apply_state` and :meth:`refresh_derived`); returns the number applied."""
+        n = self.apply_state(events)
+        if n:
+            self.refresh_derived(events)
+        return n
+
+    def apply_state(self, events: pl.DataFrame) -> int:
+        """Fold consumed events into the counters and histories; returns the number applied.
+
+        All or nothing: the batch is checked and looked up before the first counter moves,
+        so a failure leaves the state as it was and the batch can be applied again."""
         with self.lock.write():  # requests never see half of a batch's counters
-            n = self.state.apply(events)
-        if not n:
-            return 0
-        # the rest replaces whole values (a user's vector, a session list, the popular
+            return self.state.apply(events)
+
+    def refresh_derived(self, events: pl.DataFrame) -> None:
+        """Re-fold the touched users' vectors, extend the live sessions and refresh the
+        popular lists after :meth:`apply_state`. A retry after a failure re-folds the same
+        users; a live session may then list the batch's items twice."""
+        # this replaces whole values (a user's vector, a session list, the popular
         # lists): requests read the old or the new one, so it runs outside the exclusive
         # lock; a swap meanwhile refolds every live user with its own models
         pos = events.filter(pl.col("event").is_in(list(POSITIVE_EVENTS)))
@@ -458,7 +524,6 @@ class Engine:
         self._fold(touched)
         self._update_sessions(pos)
         self._refresh_popular()
-        return n
 
     def _fold(self, rows: np.ndarray) -> None:
         if not len(rows):
@@ -484,9 +549,10 @@ class Engine:
         while len(self.sessions) > self.max_sessions:
             self.sessions.popitem(last=False)
 
-    def add_items(self, items: pl.DataFrame) -> np.ndarray:
+    def add_items(self, items: pl.DataFrame, *, now: int | None = None) -> np.ndarray:
         """Add (or update) catalog items; new ones get vectors from their content and are
-        retrievable at once. Returns their rows."""
+        retrievable at once. ``now`` is when they were added (default: the clock; a replay
+        passes the logged time). Returns their rows."""
         items = items.unique("item_id", keep="last", maintain_order=True)
         with self.lock.write():
             m = self.models
@@ -502,7 +568,7 @@ class Engine:
                 m.item_vectors = np.concatenate([m.item_vectors, vecs])
                 m.index.add(vecs, rows[new])
                 self.slate.update_items(self.state.items.ids)
-                now = self.clock()
+                now = self.clock() if now is None else now
                 self.added_at.update(dict.fromkeys(rows[new].tolist(), now))
                 self._lists_at = None  # the new items join the exploration pool now
                 self._refresh_popular(now)
@@ -542,11 +608,3 @@ def _histories(rows: np.ndarray, base: sp.csr_array, live: np.ndarray, n_items: 
     out.sum_duplicates()
     out.data[:] = 1.0
     return out
-
-
-def load_engine(registry_root: str | Path, *, ref: str = "production",
-                config: EngineConfig | None = None, clock: Any = None) -> Engine:
-    """An :class:`Engine` on the registry's ``ref`` versions."""
-    from streamrec.serve.registry import ModelRegistry
-
-    return Engine(load_models(ModelRegistry(registry_root), ref), config, clock)

@@ -24,7 +24,7 @@ from typing import Any
 
 import polars as pl
 
-__all__ = ["EVENT_SCHEMA", "EventLog"]
+__all__ = ["EVENT_SCHEMA", "EventLog", "append_durably"]
 
 log = logging.getLogger(__name__)
 
@@ -37,6 +37,7 @@ EVENT_SCHEMA: dict[str, pl.DataType] = {
     "event": pl.String(),
     "value": pl.Float32(),
     "platform": pl.String(),
+    "received_at": pl.Int64(),
 }
 """Columns and dtypes of :meth:`EventLog.read`, in order."""
 
@@ -62,6 +63,47 @@ def _conforms(row: dict[str, Any], schema: dict[str, pl.DataType]) -> bool:
         if not ok:
             return False
     return True
+
+
+def append_durably(path: Path, lines: Sequence[str]) -> None:
+    """Append ``lines`` (no newlines inside) to ``path``; flushed and ``fsync``-ed on return,
+    the directory entry too when the file is new.
+
+    Raises
+    ------
+    OSError
+        The write or the sync failed (e.g. ``ENOSPC``): the caller must treat the lines as
+        not written. Part of them may be in the file as a torn last line, which the next
+        append starts after and readers skip.
+    """
+    data = ("\n".join(lines) + "\n").encode()
+    created = not path.exists()
+    with open(path, "ab") as fh:
+        # A torn line left by a killed or failed writer must not swallow the next one.
+        if not created and fh.tell() > 0:
+            with open(path, "rb") as rd:
+                rd.seek(-1, os.SEEK_END)
+                if rd.read(1) != b"\n":
+                    data = b"\n" + data
+        fh.write(data)
+        fh.flush()
+        os.fsync(fh.fileno())
+    if created:
+        _fsync_dir(path.parent)
+
+
+def _fsync_dir(directory: Path) -> None:
+    """Make a new file's directory entry durable (no-op where unsupported)."""
+    try:
+        fd = os.open(directory, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
 
 
 class EventLog:
@@ -125,35 +167,8 @@ class EventLog:
                 ) from exc
         if not lines:
             return
-        data = ("\n".join(lines) + "\n").encode()
         with self._lock:
-            path = self.current_path()
-            created = not path.exists()
-            with open(path, "ab") as fh:
-                # A torn line left by a killed writer must not swallow the next event.
-                if not created and fh.tell() > 0:
-                    with open(path, "rb") as rd:
-                        rd.seek(-1, os.SEEK_END)
-                        if rd.read(1) != b"\n":
-                            data = b"\n" + data
-                fh.write(data)
-                fh.flush()
-                os.fsync(fh.fileno())
-            if created:
-                self._fsync_dir()
-
-    def _fsync_dir(self) -> None:
-        """Make a new file's directory entry durable (no-op where unsupported)."""
-        try:
-            fd = os.open(self.directory, os.O_RDONLY)
-        except OSError:
-            return
-        try:
-            os.fsync(fd)
-        except OSError:
-            pass
-        finally:
-            os.close(fd)
+            append_durably(self.current_path(), lines)
 
     # ------------------------------------------------------------------ reading
 

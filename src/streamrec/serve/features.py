@@ -253,17 +253,20 @@ class FeatureState:
         ok = (ev_code >= 0) & (items >= 0)
         if not ok.any():
             return 0
+        # every column is read before the first write: a bad batch changes nothing
+        n = int(ok.sum())
+        user_ids = events["user_id"].cast(pl.Int64).to_numpy()[ok]
+        ts = events["timestamp"].cast(pl.Int64).to_numpy()[ok]
+        sess = events["session_id"].cast(pl.Int64).fill_null(-1).to_numpy()[ok] \
+            if "session_id" in events.columns else np.full(n, -1, np.int64)
+        value = events["value"].cast(pl.Float64).fill_null(np.nan).to_numpy()[ok] \
+            if "value" in events.columns else np.full(n, np.nan)
         with self.lock:
-            users = self.users.add(events["user_id"].to_numpy()[ok])
+            users = self.users.add(user_ids)
             self._ensure()
-            ts = events["timestamp"].cast(pl.Int64).to_numpy()[ok]
-            sess = events["session_id"].cast(pl.Int64).fill_null(-1).to_numpy()[ok] \
-                if "session_id" in events.columns else np.full(len(users), -1, np.int64)
-            value = events["value"].cast(pl.Float64).fill_null(np.nan).to_numpy()[ok] \
-                if "value" in events.columns else np.full(len(users), np.nan)
             self._apply(users, items[ok], ts, sess, ev_code[ok], value)
-            self.n_applied += len(users)
-        return len(users)
+            self.n_applied += n
+        return n
 
     def _apply(self, u: np.ndarray, i: np.ndarray, t: np.ndarray, s: np.ndarray,
                code: np.ndarray, value: np.ndarray) -> None:

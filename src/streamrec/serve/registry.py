@@ -34,7 +34,7 @@ import shutil
 import threading
 import uuid
 import zipfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -57,7 +57,9 @@ __all__ = [
     "ModelVersion",
     "RegistryError",
     "TamperedArtifactError",
+    "UnloadableVersionError",
     "fingerprint_arrays",
+    "load_saved_model",
     "sha256_file",
 ]
 
@@ -89,6 +91,20 @@ class TamperedArtifactError(RegistryError):
     ----------
     path : Path
         The file at fault.
+    """
+
+    def __init__(self, message: str, path: Path) -> None:
+        super().__init__(message)
+        self.path = path
+
+
+class UnloadableVersionError(RegistryError):
+    """A version whose files match their sha256 but which cannot be loaded.
+
+    Attributes
+    ----------
+    path : Path
+        The artifacts directory (or file) that failed to load.
     """
 
     def __init__(self, message: str, path: Path) -> None:
@@ -332,6 +348,22 @@ def _clean_metrics(metrics: dict[str, float] | None) -> dict[str, float]:
     return out
 
 
+Loader = Callable[[ModelVersion], object]
+"""Loads a registered version the way its reader does (raises when it cannot)."""
+
+
+def load_saved_model(mv: ModelVersion) -> object | None:
+    """Load ``mv``'s artifacts with ``Model.load`` when ``Model.save`` wrote them (at the
+    top or in ``model/``); other artifacts are only verified. The default check of an alias
+    move."""
+    from streamrec.models.base import Model
+
+    for where in (mv.artifacts, mv.artifacts / "model"):
+        if (where / MANIFEST).is_file():
+            return Model.load(where)
+    return None
+
+
 # ---------------------------------------------------------------------------- registry
 class ModelRegistry:
     """Versioned models under one root directory, with atomic aliases and rollback.
@@ -436,8 +468,8 @@ class ModelRegistry:
             if tmp.exists():
                 shutil.rmtree(tmp, ignore_errors=True)
         mv = ModelVersion(name, version, name_dir / version, doc)
-        if alias is not None:
-            self.set_alias(name, alias, version)
+        if alias is not None:  # just copied and hashed: no second check
+            self._move_alias(name, alias, version, check=False)
         return mv
 
     @staticmethod
@@ -571,7 +603,22 @@ class ModelRegistry:
                 or not isinstance(doc.get("history", {}), dict)):
             raise RegistryError(f"{path}: expected {{\"aliases\": {{...}}, \"history\": {{...}}}}"
                                 "; fix the file or delete it and promote again")
-        return {"aliases": dict(doc.get("aliases", {})), "history": dict(doc.get("history", {}))}
+        aliases = dict(doc.get("aliases", {}))
+        history = dict(doc.get("history", {}))
+        # a hand-edited file must not steer a path join (e.g. "../../etc") or crash a reader
+        for alias, version in aliases.items():
+            if not (_ALIAS_RE.fullmatch(str(alias)) and isinstance(version, str)
+                    and _VERSION_RE.fullmatch(version)):
+                raise RegistryError(f"{path}: alias {alias!r} -> {version!r} is not an alias "
+                                    "name pointing at a version ('v1', 'v2', ...); fix the "
+                                    "file or delete it and promote again")
+        for alias, versions in history.items():
+            if not (isinstance(versions, list)
+                    and all(isinstance(v, str) and _VERSION_RE.fullmatch(v) for v in versions)):
+                raise RegistryError(f"{path}: the history of alias {alias!r} is not a list of "
+                                    "versions ('v1', 'v2', ...); fix the file or delete it and "
+                                    "promote again")
+        return {"aliases": aliases, "history": history}
 
     def aliases(self, name: str) -> dict[str, str]:
         """``{alias: version}`` for ``name`` (e.g. ``{"production": "v2"}``)."""
@@ -697,13 +744,46 @@ class ModelRegistry:
                 finally:
                     fcntl.flock(fh.fileno(), fcntl.LOCK_UN)
 
-    def _move_alias(self, name: str, alias: str, version: str) -> str | None:
+    def check_version(self, mv: ModelVersion, load: Loader | None = None) -> None:
+        """Verify every sha256 of ``mv`` and load it: what an alias move requires.
+
+        Parameters
+        ----------
+        mv : ModelVersion
+        load : callable(ModelVersion) -> object, optional
+            Loads the version the way its reader will (the service passes its loader of
+            serving entries); default :func:`load_saved_model`.
+
+        Raises
+        ------
+        TamperedArtifactError
+            A file changed, is missing, was added, or the manifest describes another version.
+        UnloadableVersionError
+            The files match but loading failed; the message names the directory.
+        """
+        self.verify(mv)
+        loader = load or load_saved_model
+        try:
+            loader(mv)
+        except RegistryError:
+            raise
+        except Exception as exc:  # whatever the model's reader raises: refuse the version
+            where = Path(getattr(exc, "filename", None) or mv.artifacts)
+            reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+            raise UnloadableVersionError(
+                f"{where}: {mv.name} {mv.version} cannot be loaded ({type(exc).__name__}: "
+                f"{reason}); register a new version", where) from exc
+
+    def _move_alias(self, name: str, alias: str, version: str, *,
+                    load: Loader | None = None, check: bool = True) -> str | None:
         _check_alias(alias)
         _check_version(version)
         name_dir = self._name_dir(name)
         if int(version[1:]) not in self._version_numbers(name_dir):
             raise RegistryError(f"model {name!r} has no version {version!r}; "
                                 f"{self._what_exists(name_dir)}")
+        if check:  # before the lock: hashing and loading may take seconds
+            self.check_version(self._load_version(name, version), load)
         with self._alias_lock(name_dir):
             doc = self._read_aliases(name_dir)
             previous = doc["aliases"].get(alias)
@@ -717,30 +797,50 @@ class ModelRegistry:
                 _atomic_write(name_dir / ALIASES, _dumps(doc))
         return previous
 
-    def set_alias(self, name: str, alias: str, version: str) -> None:
-        """Point ``alias`` at ``version`` (atomic write of ``aliases.json``; history kept).
+    def set_alias(self, name: str, alias: str, version: str, *,
+                  load: Loader | None = None) -> None:
+        """Point ``alias`` at ``version`` once it verifies and loads (atomic write of
+        ``aliases.json``; history kept).
 
         Raises
         ------
         RegistryError
             Bad alias, or no such model or version.
+        TamperedArtifactError, UnloadableVersionError
+            The version fails :meth:`check_version`; the alias is left as it was.
         """
-        self._move_alias(name, alias, version)
+        self._move_alias(name, alias, version, load=load)
 
-    def promote(self, name: str, version: str, alias: str = "production") -> str | None:
+    def promote(self, name: str, version: str, alias: str = "production", *,
+                load: Loader | None = None) -> str | None:
         """Point ``alias`` at ``version``; returns the version it pointed to before (or None).
 
-        Promoting the version an alias already points to changes nothing.
-        """
-        return self._move_alias(name, alias, version)
+        The version's sha256 are verified and it is loaded (``load``, default
+        :func:`load_saved_model`) before the alias moves, so an alias never points at a
+        version that cannot load. Promoting the version an alias already points to changes
+        nothing.
 
-    def rollback(self, name: str, alias: str = "production") -> str:
+        Raises
+        ------
+        RegistryError
+            Bad alias, or no such model or version.
+        TamperedArtifactError, UnloadableVersionError
+            The version fails :meth:`check_version`; the alias is left as it was.
+        """
+        return self._move_alias(name, alias, version, load=load)
+
+    def rollback(self, name: str, alias: str = "production", *,
+                 load: Loader | None = None) -> str:
         """Move ``alias`` back to the version it pointed to before; returns that version.
+
+        The target is verified and loaded first, as in :meth:`promote`.
 
         Raises
         ------
         RegistryError
             The alias is not set, has no earlier version, or that version was deleted.
+        TamperedArtifactError, UnloadableVersionError
+            The target fails :meth:`check_version`; the alias is left as it was.
         """
         _check_alias(alias)
         name_dir = self._name_dir(name)
@@ -759,11 +859,11 @@ class ModelRegistry:
                     f"roll back to; promote one instead (`streamrec registry promote {name} "
                     f"VERSION --alias {alias}`)")
             target = history[-1]
-            if (not _VERSION_RE.fullmatch(str(target))
-                    or int(target[1:]) not in self._version_numbers(name_dir)):
+            if int(target[1:]) not in self._version_numbers(name_dir):
                 raise RegistryError(f"model {name!r}: alias {alias!r} would roll back to "
                                     f"{target!r}, which no longer exists; "
                                     f"{self._what_exists(name_dir)}; promote a version instead")
+            self.check_version(self._load_version(name, target), load)
             doc["aliases"][alias] = target
             doc["history"][alias] = history
             _atomic_write(name_dir / ALIASES, _dumps(doc))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
@@ -10,9 +11,17 @@ from streamrec.serve.features import EVENT_TYPES
 
 __all__ = [
     "AddItemsRequest",
+    "ErrorBody",
+    "ErrorItem",
+    "Health",
+    "ItemsAdded",
+    "PromoteResult",
+    "ReadyStatus",
+    "ReloadResult",
     "EventIn",
     "EventsAccepted",
     "EventsRequest",
+    "QueuedEvent",
     "PromoteRequest",
     "RecItem",
     "Recommendations",
@@ -22,12 +31,14 @@ __all__ = [
     "SimilarItems",
 ]
 
-ID = Field(ge=0, le=2**62, description="non-negative integer id")
+# strict: "12" and true are refused, never coerced into ids or times
+ID = Field(ge=0, le=2**62, strict=True, description="non-negative integer id")
 EventType = Literal[EVENT_TYPES]  # type: ignore[valid-type]
 
 
 class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    # strict strings too: a number is not silently turned into a title or an event id
+    model_config = ConfigDict(extra="forbid", strict=True)
 
 
 class EventIn(_Strict):
@@ -38,12 +49,23 @@ class EventIn(_Strict):
     user_id: int = ID
     item_id: int = ID
     event: EventType = Field(description=f"one of {', '.join(EVENT_TYPES)}")
-    timestamp: int | None = Field(None, ge=0, le=2**40,
-                                  description="unix seconds (default: the server's clock)")
-    session_id: int | None = Field(None, ge=0, le=2**62)
-    value: float | None = Field(None, ge=0, le=1e6, allow_inf_nan=False,
+    timestamp: int | None = Field(
+        None, ge=0, le=2**40, strict=True,
+        description="unix seconds (default: the server's clock); at most max_future_s "
+                    "(default 300) after the server's clock")
+    session_id: int | None = Field(None, ge=0, le=2**62, strict=True)
+    value: float | None = Field(None, ge=0, le=1e6, allow_inf_nan=False, strict=True,
                                 description="completion ratio of a play / progress")
-    platform: str | None = Field(None, max_length=32)
+    platform: str | None = Field(None, max_length=32, strict=True)
+
+
+class QueuedEvent(EventIn):
+    """An event as ``POST /v1/events`` puts it on the queue: the time filled in, and when
+    the service received it (the consumer checks events from other producers with it)."""
+
+    timestamp: int = Field(ge=0, le=2**40, strict=True)  # type: ignore[assignment]
+    received_at: int | None = Field(None, ge=0, le=2**40, strict=True,
+                                    description="the service clock when it was received")
 
 
 class EventsRequest(_Strict):
@@ -84,10 +106,10 @@ class SimilarItems(BaseModel):
 
 
 class SessionRequest(_Strict):
-    items: list[Annotated[int, Field(ge=0, le=2**62)]] | None = Field(
+    items: list[Annotated[int, Field(ge=0, le=2**62, strict=True)]] | None = Field(
         None, max_length=200, description="the session's items so far, oldest first "
                                           "(default: the events received for this session)")
-    k: int = Field(10, ge=1, le=1000)
+    k: int = Field(10, ge=1, le=1000, strict=True)
 
 
 class SessionResponse(BaseModel):
@@ -103,9 +125,9 @@ class NewItem(_Strict):
     title: str = Field("", max_length=500)
     description: str = Field("", max_length=5000)
     category: str | None = Field(None, max_length=64)
-    creator_id: int | None = Field(None, ge=0, le=2**62)
-    length_seconds: int | None = Field(None, ge=0, le=10**7)
-    release_ts: int | None = Field(None, ge=0, le=2**40)
+    creator_id: int | None = Field(None, ge=0, le=2**62, strict=True)
+    length_seconds: int | None = Field(None, ge=0, le=10**7, strict=True)
+    release_ts: int | None = Field(None, ge=0, le=2**40, strict=True)
 
 
 class AddItemsRequest(_Strict):
@@ -121,6 +143,78 @@ class AddItemsRequest(_Strict):
 
 
 class PromoteRequest(_Strict):
-    name: str = Field(min_length=1, max_length=64)
-    version: str = Field(min_length=2, max_length=16)
-    alias: str = Field("production", min_length=1, max_length=64)
+    """Point ``alias`` at ``version`` of ``name`` once it verifies and loads."""
+
+    name: str = Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
+    version: str = Field(min_length=2, max_length=16, pattern=r"^v[1-9][0-9]*$",
+                         description="v1, v2, ...")
+    alias: str = Field("production", min_length=1, max_length=64,
+                       pattern=r"^[a-z][a-z0-9_-]*$")
+
+    @model_validator(mode="after")
+    def _alias_is_a_name(self) -> PromoteRequest:
+        if self.alias == "latest" or re.fullmatch(r"v[1-9][0-9]*", self.alias):
+            raise ValueError(f"alias {self.alias!r} reads as a version reference; use a name "
+                             "such as production, staging or canary")
+        return self
+
+
+# ---------------------------------------------------------------------------- errors
+class ErrorItem(BaseModel):
+    """One failed check of a request (422)."""
+
+    loc: list[str | int] = Field(description="where: body/query/path, then field names and "
+                                             "list positions, e.g. ['body', 'events', 3, "
+                                             "'timestamp']")
+    msg: str
+    type: str = Field(description="pydantic's error type, e.g. int_type, less_than_equal")
+
+
+class ErrorBody(BaseModel):
+    """Every 4xx/5xx answer of the service has this body."""
+
+    detail: str = Field(description="what went wrong and what to do, one line")
+    errors: list[ErrorItem] | None = Field(
+        None, description="each failed check of a 422 (absent on other statuses)")
+
+
+# ---------------------------------------------------------------------------- ops and admin
+class Health(BaseModel):
+    status: Literal["ok"]
+
+
+class ReadyStatus(BaseModel):
+    """``/readyz``: ready means the models are loaded and every acknowledged event is being
+    applied (the consumer is running, its last batch did not fail, the lag is in bound)."""
+
+    ready: bool
+    reason: str | None = Field(None, description="why not ready")
+    versions: dict[str, str] | None = None
+    queue_lag: int | None = Field(None, description="events acknowledged, not yet applied")
+    consumer_error: str | None = Field(None, description="the failure the consumer is "
+                                                         "retrying, if any")
+    consumer_failures: int | None = Field(None, description="failed batch attempts since "
+                                                            "start-up")
+    failing_since: float | None = Field(None, description="unix time of the first failure "
+                                                          "of the batch being retried")
+    reload_error: str | None = Field(None, description="why the registry's current versions "
+                                                       "are not served (the last good set is)")
+    quarantined: int | None = Field(None, description="events set aside since start-up "
+                                                      "(outside the time window, invalid)")
+    now: int | None = Field(None, description="the service clock (unix s)")
+
+
+class ReloadResult(BaseModel):
+    swapped: bool
+    versions: dict[str, str] | None = None
+    previous_versions: dict[str, str] | None = None
+
+
+class PromoteResult(ReloadResult):
+    previous: str | None = Field(description="the version the alias pointed at before")
+
+
+class ItemsAdded(BaseModel):
+    added: int
+    items: list[int]
+    seconds: float

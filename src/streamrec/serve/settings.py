@@ -10,7 +10,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, SecretStr
+from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 __all__ = ["Settings"]
@@ -29,7 +29,8 @@ class Settings(BaseSettings):
     queue_url: str | None = Field(
         None, description="sqlite:///PATH (default <state_dir>/queue.db) or redis://HOST:PORT/DB")
     admin_token: SecretStr | None = Field(
-        None, description="bearer token of the /admin routes (unset: admin routes refuse)")
+        None, description="bearer token of the /admin routes (unset: admin routes refuse); "
+                          "give it in the environment or a file, never on a command line")
     host: str = "127.0.0.1"
     port: int = Field(8000, ge=1, le=65535)
     max_k: int = Field(100, ge=1, description="largest k a request may ask for")
@@ -51,7 +52,30 @@ class Settings(BaseSettings):
     reload_interval_s: float = Field(
         2.0, ge=0, description="poll the registry aliases this often and hot-swap (0: off)")
     consumer_batch: int = Field(1000, ge=1)
+    consumer_max_backoff_s: float = Field(
+        30.0, gt=0, description="a batch that fails to apply is retried after 0.5 s, then "
+                                "twice as long each time up to this")
+    ready_max_lag: int = Field(
+        100_000, ge=0, description="/readyz says not ready while more acknowledged events "
+                                   "than this wait to be applied (0: no bound)")
+    max_future_s: int = Field(
+        300, ge=0, description="events timestamped more than this many seconds after the "
+                               "service clock are refused (422); at restart, logged events "
+                               "beyond it are set aside instead of moving the clock")
+    body_timeout_s: float = Field(
+        10.0, gt=0, description="a request body that stalls this long between chunks is "
+                                "refused (408) and its connection closed")
     torch_threads: int = Field(1, ge=1, description="torch threads for the (small) rank batches")
+
+    @field_validator("admin_token")
+    @classmethod
+    def _usable_token(cls, token: SecretStr | None) -> SecretStr | None:
+        if token is not None and (not token.get_secret_value().strip()
+                                  or token.get_secret_value() != token.get_secret_value().strip()):
+            raise ValueError("the admin token is empty or has surrounding white space; set "
+                             "STREAMREC_ADMIN_TOKEN to a usable token, or unset it to disable "
+                             "the admin routes")
+        return token
 
     def resolved_state_dir(self) -> Path:
         return self.state_dir or self.registry.resolve().parent / "service"

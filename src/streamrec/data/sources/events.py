@@ -106,7 +106,7 @@ def read_frame(path: Path, rejects: Rejects) -> pl.DataFrame:
     """
     fmt = file_format(path)
     if fmt == "parquet":
-        df = pl.read_parquet(path)
+        df = _read_parquet(path)
         return df.with_columns(pl.int_range(1, df.height + 1, dtype=pl.Int64).alias(LINE))
     if fmt == "jsonl":
         return _read_jsonl(path, rejects)
@@ -114,6 +114,20 @@ def read_frame(path: Path, rejects: Rejects) -> pl.DataFrame:
     sep = TEXT_SUFFIXES[suffixes[-1]]
     frame, _ = read_delimited(path, rejects, sep=sep, header=True, quoting=True)
     return frame
+
+
+def _read_parquet(path: Path) -> pl.DataFrame:
+    """The whole Parquet file; a truncated, empty or non-Parquet file is a
+    :class:`DataFormatError` naming it (not a polars traceback)."""
+    try:
+        return pl.read_parquet(path)
+    except (pl.exceptions.PolarsError, OSError) as exc:
+        size = path.stat().st_size if path.exists() else 0
+        reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise DataFormatError(
+            path, None, None, f"not a readable Parquet file ({size:,} bytes: {reason})",
+            "the file is truncated or not Parquet; write it again, or convert it to CSV/JSONL",
+        ) from exc
 
 
 def _ndjson(lines: pl.DataFrame, schema: dict[str, type[pl.DataType]] | None = None
