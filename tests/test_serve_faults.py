@@ -106,33 +106,46 @@ def small_disk(tmp_path: Path) -> Iterator[Path]:
         subprocess.run(["umount", "-l", str(where)], capture_output=True)
 
 
+def _fill(directory: Path) -> None:
+    """Take the last free bytes of the file system under ``directory``."""
+    with open(directory / "filler", "ab", buffering=0) as fh:
+        try:
+            while True:
+                fh.write(b"\0" * 4096)
+        except OSError:
+            pass
+
+
 def test_disk_full_then_room_again_loses_nothing(registry: Path, small_disk: Path) -> None:
     """The issue's scenario on a real full disk: batches are acknowledged until the disk
-    fills, then refused with 503 + Retry-After; /readyz is not ready while the consumer
-    cannot write; once there is room again every acknowledged event reaches the log and
-    the state, without a restart."""
+    fills, then refused with 503 + Retry-After; the consumer cannot write the log, so
+    /readyz is not ready; once there is room again every acknowledged event reaches the
+    log and the state, without a restart."""
     settings = _settings(registry, small_disk / "state", port=free_port())
     acked: dict[str, int] = {}
     refusals: list[httpx.Response] = []
-    not_ready: list[dict[str, Any]] = []
     with ServerThread(settings) as srv, httpx.Client(base_url=srv.url, timeout=30) as http:
         items = _items(srv.app)
-        for b in range(400):
-            events = _batch(f"full-{b}", items, n=100, users=37)
-            r = http.post("/v1/events", json={"events": events})
-            if r.status_code == 202:
-                acked |= {e["event_id"]: e["user_id"] for e in events}
-            else:
-                refusals.append(r)
-            ready = http.get("/readyz")
-            if ready.status_code == 503:
-                not_ready.append(ready.json())
-            if len(refusals) >= 3 and not_ready:
-                break
-        assert acked and refusals, "the disk never filled"
+        # the consumer waits (as one that fell behind would) until the disk is full
+        with srv.app.state.service.apply_lock:
+            for b in range(400):
+                events = _batch(f"full-{b}", items, n=100, users=37)
+                r = http.post("/v1/events", json={"events": events})
+                if r.status_code == 202:
+                    acked |= {e["event_id"]: e["user_id"] for e in events}
+                else:
+                    refusals.append(r)
+                if len(refusals) >= 3:
+                    break
+            _fill(small_disk)
+        assert acked and len(refusals) == 3, "the disk never filled"
         assert {r.status_code for r in refusals} == {503}
         assert all(r.headers.get("retry-after") and "detail" in r.json() for r in refusals)
-        assert not_ready and all(body["reason"] for body in not_ready)
+        body = _wait("not ready while the log cannot be written", lambda: (
+            (r := http.get("/readyz")).status_code == 503 and r.json()))
+        assert body["consumer_error"] and body["queue_lag"] > 0
+        time.sleep(0.5)  # retries keep failing, and nothing is passed over meanwhile
+        assert http.get("/readyz").status_code == 503
         subprocess.run(["mount", "-o", "remount,size=64m", str(small_disk)], check=True)
         _wait("drained after room came back", lambda: (
             (r := http.get("/readyz")).status_code == 200 and r.json()["queue_lag"] == 0),

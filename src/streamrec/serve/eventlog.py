@@ -3,8 +3,9 @@
 The state consumer appends every event it takes off the queue here before acknowledging
 it, so the log is the training data of the next retrain. Files are
 ``<dir>/events-<YYYYMMDD>.jsonl`` (UTC date of the wall clock at append time); an append
-is flushed and ``fsync``-ed before it returns. A process killed mid-write leaves at most a
-torn last line, which :meth:`EventLog.read` skips and counts instead of failing.
+is flushed and ``fsync``-ed before it returns. A process killed mid-write (or a write cut
+short by a full disk) leaves at most a torn last line, which the next append starts after
+and :meth:`EventLog.read` skips and counts instead of failing.
 Re-appending an event after a crash (the queue re-delivers un-acked events) is harmless:
 reading deduplicates by ``event_id`` and keeps the first copy.
 """
