@@ -91,8 +91,10 @@ class _Batch:
     """One read from the queue and the steps already done for it."""
 
     deliveries: list[Delivery]
-    events: list[dict[str, Any]]  # to log and apply
-    rejected: list[tuple[dict[str, Any], str]]  # (event, reason): to set aside
+    candidates: list[dict[str, Any]]  # not in the log yet: to check
+    checked: bool = False
+    events: list[dict[str, Any]] = field(default_factory=list)  # to log and apply
+    rejected: list[tuple[dict[str, Any], str]] = field(default_factory=list)  # to set aside
     set_aside: bool = False
     logged: bool = False
     applied: bool = False
@@ -157,6 +159,7 @@ class EventConsumer:
                 pending = None
                 delay = 0.0
                 self._recovered()
+                self.metrics.queue_lag.set(self.queue.lag())
             except Exception as exc:  # keep the batch; report, back off, retry it
                 delay = min(self.max_backoff_s, max(_FIRST_BACKOFF_S, 2 * delay))
                 self._failed(exc, delay, pending)
@@ -174,10 +177,14 @@ class EventConsumer:
             if fresh:  # re-deliveries come first: from here on all is new
                 self.already_logged = set()
             events = fresh
-        good, rejected = self._check(events)
-        return _Batch(deliveries, good, rejected)
+        # from here on the batch is held by run() until it is acked: whatever fails next
+        # (even the checks) is retried on the same deliveries
+        return _Batch(deliveries, events)
 
     def _finish(self, b: _Batch) -> None:
+        if not b.checked:
+            b.events, b.rejected = self._check(b.candidates)
+            b.checked = True
         if b.rejected and not b.set_aside:
             lines = [json.dumps({"reason": why, "event": e}, separators=(",", ":"),
                                 default=str) for e, why in b.rejected]
@@ -205,7 +212,6 @@ class EventConsumer:
                 b.derived = True
         self.queue.ack([d.id for d in b.deliveries])
         self.metrics.consumed.inc(len(b.events))
-        self.metrics.queue_lag.set(self.queue.lag())
 
     # ------------------------------------------------------------------ health
     def _failed(self, exc: Exception, delay: float, pending: _Batch | None) -> None:
