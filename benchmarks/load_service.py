@@ -3,9 +3,9 @@
 usage: python benchmarks/load_service.py [--items 200000] [--users 1000000] [--dim 64]
        [--rps 100] [--seconds 30] [--reuse DIR] [--out FILE]
 
-**The registry** (4 entries, alias ``production``, the layout ``engine.load_models``
-reads; see :mod:`streamrec.serve.bundle`). Training real models at 200K items x 1M users
-on two cores takes far too long, so the large entries are *constructed*, not trained:
+**The registry** (4 entries, alias ``production``, the files of
+:mod:`streamrec.serve.layout`). Training real models at 200K items x 1M users on two cores
+takes far too long, so the large entries are *constructed*, not trained:
 
 * ``ranker`` and ``session`` are trained for real by :func:`build_system` on a small
   synthetic world (``WorldConfig(n_users=3000, n_items=2000, n_days=30)``; LightGBM with
@@ -14,14 +14,14 @@ on two cores takes far too long, so the large entries are *constructed*, not tra
   beyond a model's ``n_items_``); that changes scores, not the work per request.
 * ``retrieval`` is an :class:`~streamrec.models.als.ImplicitALS` whose factors come from a
   clustered gaussian generator (``--users`` x ``--dim`` user factors, ``--items`` x
-  ``--dim`` item factors, 256 clusters), saved with ``item_vectors.npy``, a
+  ``--dim`` item factors, 256 clusters), saved with its item vectors, a
   :class:`~streamrec.retrieval.ann.VectorIndex` over them (HNSW from 50K items up; the
   graph with the higher recall@100 on 500 user vectors, see ``graph_recall`` in its
   ``params.json``),
   :class:`~streamrec.retrieval.covisit.CoVisitation` fitted on the synthetic plays and
   likes, a :class:`~streamrec.features.content.ContentProjector` fitted on the synthetic
-  items table (text tokens of each item's cluster) and ``ids.npz``.
-* ``catalog`` holds ``items.parquet``/``users.parquet`` with ``--items`` items and
+  items table (text tokens of each item's cluster) and the row ids.
+* ``catalog`` holds the items and users tables with ``--items`` items and
   ``--users`` users (the small world's categories, tiers and platforms, so the ranker's
   codes line up) and the :class:`~streamrec.serve.features.FeatureState` after
   ``--events`` synthetic events over the last 30 days (users drawn from a heavy-tailed
@@ -73,218 +73,14 @@ from typing import Any
 
 import httpx
 import numpy as np
-import polars as pl
-import scipy.sparse as sp
 
 ROOT = Path(__file__).resolve().parents[1]
-DAY = 86_400
-_LAYOUT = 2  # version of what build_registry writes (see its --reuse check)
-N_CLUSTERS = 256
-EVENT_MIX = {"impression": 0.50, "click": 0.12, "play": 0.22, "like": 0.04, "skip": 0.06,
-             "progress": 0.06}
 INGEST_BATCH = 500
 
 
 def say(msg: str) -> None:
     """Progress on stderr (stdout is the JSON result)."""
     print(f"[load_service {time.strftime('%H:%M:%S')}] {msg}", file=sys.stderr, flush=True)
-
-
-# =========================================================================== building
-def _small_system(root: Path, dim: int, seed: int) -> Path:
-    """Train the small world's four entries (the ranker and session model are used)."""
-    from streamrec.data.synthetic.world import WorldConfig, generate_world
-    from streamrec.features.streamrec import _dedupe
-    from streamrec.serve.bundle import BuildConfig, build_system
-
-    registry = root / "small" / "registry"
-    if (registry / "ranker").exists():
-        return registry
-    w = generate_world(WorldConfig(n_users=3000, n_items=2000, n_days=30, seed=seed))
-    cfg = BuildConfig(retrieval_params={"factors": dim}, ranker="gbdt",
-                      ranker_params={"n_estimators": 300, "n_jobs": 1}, seed=seed)
-    build_system(_dedupe(w.events), w.users, w.items, registry, config=cfg, progress=say)
-    return registry
-
-
-def _synthetic_catalogue(n_items: int, n_users: int, dim: int, n_events: int,
-                         small: Path, t_end: int, seed: int) -> dict[str, Any]:
-    """Items, users, factors and events of the large world (see the module docstring)."""
-    rng = np.random.default_rng(seed)
-    small_items = pl.read_parquet(small / "items.parquet")
-    small_users = pl.read_parquet(small / "users.parquet")
-    categories = small_items["category"].drop_nulls().unique().sort().to_list()
-    tiers = small_users["tier"].drop_nulls().unique().sort().to_list()
-    platforms = small_users["platform"].drop_nulls().unique().sort().to_list()
-
-    # ---- factors: clustered gaussians (iALS-like scale)
-    centers = rng.normal(0.0, 1.0, (N_CLUSTERS, dim)).astype(np.float32)
-    centers /= np.linalg.norm(centers, axis=1, keepdims=True)
-    size = rng.pareto(1.0, N_CLUSTERS) + 1.0  # uneven cluster sizes
-    item_cluster = rng.choice(N_CLUSTERS, n_items, p=size / size.sum())
-    item_f = 0.3 * (centers[item_cluster] + 0.5 * rng.normal(
-        0.0, 1.0 / np.sqrt(dim), (n_items, dim)).astype(np.float32))
-    user_cluster = rng.choice(N_CLUSTERS, n_users, p=size / size.sum())
-    user_f = np.empty((n_users, dim), np.float32)
-    for lo in range(0, n_users, 200_000):  # chunks: bounded temporaries
-        hi = min(lo + 200_000, n_users)
-        noise = rng.normal(0.0, 1.0 / np.sqrt(dim), (hi - lo, dim)).astype(np.float32)
-        user_f[lo:hi] = 2.0 * (centers[user_cluster[lo:hi]] + 0.7 * noise)
-
-    # ---- items: the cluster decides category, creator and text tokens
-    vocab = np.array([f"tok{j}" for j in range(4 * N_CLUSTERS)])
-    words = (item_cluster[:, None] * 4 + rng.integers(0, 4, (n_items, 6))) % len(vocab)
-    generic = rng.integers(0, len(vocab), (n_items, 2))
-    tok = vocab[np.concatenate([words, generic], axis=1)]
-    title = [" ".join(r) for r in tok[:, :2].tolist()]
-    description = [" ".join(r) for r in tok[:, 2:].tolist()]
-    release = t_end - rng.exponential(300 * DAY, n_items).astype(np.int64)
-    fresh = rng.random(n_items) < 0.002  # a few new items: the exploration slots
-    release[fresh] = t_end - rng.integers(0, 6 * DAY, int(fresh.sum()))
-    item_ids = np.arange(1, n_items + 1, dtype=np.int64)
-    items = pl.DataFrame({
-        "item_id": item_ids, "title": title, "description": description,
-        "category": [categories[c % len(categories)] for c in item_cluster.tolist()],
-        "creator_id": (item_cluster * 40 + rng.integers(0, 40, n_items)).astype(np.int64),
-        "length_seconds": np.clip(rng.lognormal(7.0, 0.8, n_items), 30, 20_000).astype(np.int64),
-        "release_ts": release})
-    user_ids = np.arange(1, n_users + 1, dtype=np.int64)
-    user_platform = rng.integers(0, len(platforms), n_users)
-    users = pl.DataFrame({
-        "user_id": user_ids,
-        "tier": pl.Series(np.array(tiers)[rng.integers(0, len(tiers), n_users)]),
-        "platform": pl.Series(np.array(platforms)[user_platform]),
-        "signup_ts": t_end - rng.integers(30 * DAY, 3 * 365 * DAY, n_users)})
-
-    # ---- events: heavy-tailed user activity, items mostly from the user's cluster
-    act = rng.pareto(1.1, n_users) + 0.05
-    u = rng.choice(n_users, n_events, p=act / act.sum())
-    order = np.argsort(item_cluster, kind="stable")
-    start = np.searchsorted(item_cluster[order], np.arange(N_CLUSTERS))
-    count = np.bincount(item_cluster, minlength=N_CLUSTERS)
-    uc = user_cluster[u]
-    has = count[uc] > 0
-    pick = np.where(has, start[uc] + (rng.random(n_events) * np.maximum(count[uc], 1)).astype(
-        np.int64), 0)
-    i = order[np.minimum(pick, n_items - 1)]
-    pop = rng.pareto(1.0, n_items) + 0.01
-    other = (rng.random(n_events) < 0.2) | ~has
-    i[other] = rng.choice(n_items, int(other.sum()), p=pop / pop.sum())
-    kinds = list(EVENT_MIX)
-    kind = rng.choice(len(kinds), n_events, p=list(EVENT_MIX.values()))
-    ts = t_end - rng.integers(0, 30 * DAY, n_events)
-    value = np.where(np.array(kinds)[kind] == "play", rng.random(n_events), np.nan)
-    events = pl.DataFrame({
-        "user_id": user_ids[u], "item_id": item_ids[i],
-        "session_id": user_ids[u] * 1000 + (ts // (6 * 3600)) % 1000, "timestamp": ts,
-        "event": pl.Series(np.array(kinds)[kind]),
-        "value": pl.Series(value.astype(np.float32)).fill_nan(None),
-        "platform": pl.Series(np.array(platforms)[user_platform[u]])}).sort("timestamp")
-    return {"items": items, "users": users, "item_factors": item_f, "user_factors": user_f,
-            "events": events, "user_rows": u, "item_rows": i, "kind": np.array(kinds)[kind],
-            "ts": ts}
-
-
-def _retrieval_entry(d: Path, world: dict[str, Any], positive: np.ndarray, seed: int) -> None:
-    from streamrec.features.content import ContentProjector
-    from streamrec.models.als import ImplicitALS
-    from streamrec.retrieval.ann import VectorIndex
-    from streamrec.retrieval.covisit import CoVisitation
-
-    item_f, user_f = world["item_factors"], world["user_factors"]
-    model = ImplicitALS(factors=item_f.shape[1], num_threads=1)
-    model.user_factors_, model.item_factors_ = user_f, item_f
-    model.n_users_, model.n_items_ = len(user_f), len(item_f)
-    model.save(d / "model")
-    np.savez(d / "ids.npz", user_ids=world["users"]["user_id"].to_numpy(),
-             item_ids=world["items"]["item_id"].to_numpy())
-    np.save(d / "item_vectors.npy", item_f.astype(np.float32))
-    say(f"retrieval: vector index over {len(item_f):,} items")
-    sample = np.random.default_rng(seed).permutation(len(user_f))[:500]
-    index = VectorIndex().build(item_f, queries=user_f[np.sort(sample)])
-    say(f"retrieval: {index.graph_} graph kept, recall@{index.recall_k} on 500 users "
-        f"{index.graph_recall_}")
-    index.save(d / "index")
-    say("retrieval: co-visitation")
-    CoVisitation().fit(world["user_rows"][positive], world["item_rows"][positive],
-                       world["ts"][positive], len(item_f)).save(d / "covisit.npz")
-    say("retrieval: content projector")
-    sub = np.random.default_rng(seed).choice(len(item_f), min(len(item_f), 50_000),
-                                             replace=False)
-    ContentProjector().fit(world["items"][np.sort(sub)], item_f[np.sort(sub)]).save(
-        d / "content")
-
-
-def _catalog_entry(d: Path, world: dict[str, Any], positive: np.ndarray, config: Any) -> None:
-    from streamrec.serve.bundle import log_frame
-    from streamrec.serve.features import FeatureState
-
-    d.mkdir(parents=True)
-    items, users, events = world["items"], world["users"], world["events"]
-    items.write_parquet(d / "items.parquet")
-    users.write_parquet(d / "users.parquet")
-    say(f"catalog: feature state of {len(users):,} users x {len(items):,} items, "
-        f"{events.height:,} events")
-    state = FeatureState.from_tables(users, items, config=config)
-    state.apply(log_frame(events))
-    seen = sp.csr_array((np.ones(int(positive.sum()), np.float32),
-                         (world["user_rows"][positive], world["item_rows"][positive])),
-                        shape=(len(users), len(items)))
-    seen.sum_duplicates()
-    seen.data[:] = 1.0
-    state.set_base_seen(seen)
-    state.save(d / "state")
-    (d / "meta.json").write_text(json.dumps({
-        "data_start": int(events["timestamp"].min()), "data_end": int(events["timestamp"].max()),
-        "events": events.height, "users": users.height, "items": items.height}, indent=2))
-
-
-def build_registry(root: Path, *, n_items: int, n_users: int, dim: int, n_events: int,
-                   seed: int) -> dict[str, Any]:
-    """Build (or reuse) the large registry under ``root``; returns what was done."""
-    from streamrec.features.streamrec import FeatureConfig
-    from streamrec.serve.registry import ModelRegistry
-
-    # "layout" changes whenever what gets built changes (2: the index graph chosen on user
-    # vectors), so an older --reuse directory is rebuilt rather than silently reused
-    wanted = {"items": n_items, "users": n_users, "dim": dim, "events": n_events, "seed": seed,
-              "layout": _LAYOUT}
-    marker = root / "build.json"
-    registry = root / "registry"
-    if marker.exists() and json.loads(marker.read_text()).get("config") == wanted:
-        return {"reused": True, **json.loads(marker.read_text())}
-    if registry.exists():
-        shutil.rmtree(registry)
-    t0 = time.perf_counter()
-    say("small world: training the ranker and the session model")
-    small = ModelRegistry(_small_system(root, dim, seed))
-    t_small = time.perf_counter() - t0
-    small_catalog = small.resolve("catalog").artifacts
-    t_end = int(json.loads((small_catalog / "meta.json").read_text())["data_end"])
-    fc = FeatureConfig(**json.loads(
-        (small.resolve("ranker").artifacts / "features.json").read_text()))
-    say(f"large world: {n_items:,} items, {n_users:,} users, {n_events:,} events")
-    world = _synthetic_catalogue(n_items, n_users, dim, n_events, small_catalog, t_end, seed)
-    positive = np.isin(world["kind"], ["play", "like"])
-    reg = ModelRegistry(registry)
-    with tempfile.TemporaryDirectory(dir=root) as tmp:
-        tmp_dir = Path(tmp)
-        _retrieval_entry(tmp_dir / "retrieval", world, positive, seed)
-        _catalog_entry(tmp_dir / "catalog", world, positive, fc)
-        say("registering")
-        for name in ("ranker", "session"):
-            reg.register(name, small.resolve(name).artifacts, alias="production",
-                         description=f"{name} of the small world (load benchmark)")
-        reg.register("retrieval", tmp_dir / "retrieval", alias="production",
-                     description="synthetic clustered factors (load benchmark)")
-        reg.register("catalog", tmp_dir / "catalog", alias="production",
-                     description="synthetic catalogue and state (load benchmark)")
-    info = {"config": wanted, "small_world_s": round(t_small, 1),
-            "build_s": round(time.perf_counter() - t0, 1),
-            "registry_mb": round(sum(f.stat().st_size for f in registry.rglob("*")
-                                     if f.is_file()) / 2**20, 1)}
-    marker.write_text(json.dumps(info, indent=2))
-    return {"reused": False, **info}
 
 
 # =========================================================================== the server
@@ -533,10 +329,11 @@ def closed_loop(url: str, concurrency: int, seconds: float, users: np.ndarray,
 
 
 def ingest(url: str, clients: int, seconds: float, n_users: int, n_items: int, tag: str,
-           probe_users: np.ndarray, server: Server) -> dict[str, Any]:
-    """POST batches of events as fast as possible; then wait for the consumer to catch up."""
-    kinds = np.array(list(EVENT_MIX))
-    p = np.array(list(EVENT_MIX.values()))
+           probe_users: np.ndarray, server: Server, mix: dict[str, float]) -> dict[str, Any]:
+    """POST batches of events (event types drawn from ``mix``) as fast as possible; then
+    wait for the consumer to catch up."""
+    kinds = np.array(list(mix))
+    p = np.array(list(mix.values()))
     acked = [0] * clients
     errors: list[str] = []
     stop = time.perf_counter() + seconds
@@ -629,6 +426,8 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=None, help="also write the JSON here")
     args = parser.parse_args()
 
+    # the registry's construction lives next to this file (benchmarks/ is on sys.path)
+    from load_service_registry import EVENT_MIX, build_registry
     from streamrec.serve.demo import free_port
 
     workdir = args.reuse or Path(tempfile.mkdtemp(prefix="streamrec-load-"))
@@ -645,7 +444,8 @@ def main() -> None:
     server = None
     try:
         out["build"] = build_registry(workdir, n_items=args.items, n_users=args.users,
-                                      dim=args.dim, n_events=args.events, seed=args.seed)
+                                      dim=args.dim, n_events=args.events, seed=args.seed,
+                                      say=say)
         say(f"registry ready: {out['build']}")
         server = Server(workdir / "registry", state_dir, free_port(), state_dir / "serve.log")
         out["server"] = {"startup_s": round(server.wait_ready(), 1)}
@@ -672,7 +472,7 @@ def main() -> None:
                 f"ingestion: {c} clients", server,
                 lambda c=c, pu=probe_users: ingest(server.url, c, args.ingest_seconds,
                                                    args.users, args.items, f"c{c}", pu,
-                                                   server)))
+                                                   server, EVENT_MIX)))
         out["server"]["rss_mb_at_end"] = server.rss_mb()
     finally:
         if server is not None:

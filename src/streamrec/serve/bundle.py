@@ -1,35 +1,32 @@
 """Train and register everything the service loads, from a cleaned event log.
 
-The service reads four registry entries (each ``registry/<name>/<version>/``):
+The service reads four registry entries (each ``registry/<name>/<version>/``), whose files
+:mod:`streamrec.serve.layout` names:
 
 =========  ======================================================================
-retrieval  iALS on positive events (play, like): ``model/`` plus ``ids.npz`` (external
-           user/item id of each row), ``index/`` (faiss index of the item vectors),
-           ``covisit.npz`` (co-visitation neighbours) and ``content/`` (item content ->
-           vector projector, for items added after training)
-           ``item_vectors.npy`` holds the index's vectors: the model's, or the projector's
-           for items without any positive event
-ranker     a CTR model over the 20 StreamRec features: ``model/``, ``encoder.json``,
-           ``features.json`` (the :class:`FeatureConfig`) and ``mf/`` (the iALS on clicks
-           behind ``collaborative_score``)
+retrieval  iALS on positive events (play, like), the faiss index of its item vectors,
+           co-visitation neighbours and the content projector (item content -> vector,
+           for items without any positive event and items added after training)
+ranker     a CTR model over the 20 StreamRec features, its encoder and feature
+           configuration, and the iALS on clicks behind ``collaborative_score``
 session    a sequence model (GRU4Rec by default) on the positive events, for live sessions
-catalog    ``items.parquet``, ``users.parquet`` and ``state/`` (the
-           :class:`~streamrec.serve.features.FeatureState` after the whole log), ``meta.json``
+catalog    the items and users tables, the
+           :class:`~streamrec.serve.features.FeatureState` after the whole log, and the
+           log's time span
 =========  ======================================================================
 
-Item and user rows are the catalog's (the order of ``items.parquet``/``users.parquet``) in
-every model, so the service maps ids once. Models are refitted on the whole log before
+Item and user rows are the catalog's (the order of its items and users tables) in every
+model, so the service maps ids once. Models are refitted on the whole log before
 registration (the offline evaluation, on a held-out split, provides the metrics).
 """
 
 from __future__ import annotations
 
-import json
 import tempfile
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import numpy as np
 import polars as pl
@@ -37,11 +34,24 @@ import scipy.sparse as sp
 
 from streamrec.features.streamrec import FeatureConfig
 from streamrec.serve.features import POSITIVE_EVENTS, FeatureState
+from streamrec.serve.layout import (
+    CatalogLayout,
+    RankerLayout,
+    RetrievalLayout,
+    SessionLayout,
+    catalog_meta,
+)
+
+if TYPE_CHECKING:
+    from streamrec.data.interactions import Interactions
+    from streamrec.models.base import Model
+    from streamrec.serve.registry import ModelVersion
 
 __all__ = ["SERVING_MODELS", "BuildConfig", "build_system", "log_frame"]
 
 #: the registry names the service loads
 SERVING_MODELS: tuple[str, ...] = ("retrieval", "ranker", "session", "catalog")
+_M = TypeVar("_M", bound="Model")
 _LOG_COLUMNS = ("user_id", "item_id", "session_id", "timestamp", "event", "value", "platform")
 
 
@@ -85,7 +95,8 @@ def log_frame(events: pl.DataFrame) -> pl.DataFrame:
     return events.select(cols)
 
 
-def _interactions(log: pl.DataFrame, users: np.ndarray, items: np.ndarray, kinds: tuple[str, ...]):
+def _interactions(log: pl.DataFrame, users: np.ndarray, items: np.ndarray,
+                  kinds: tuple[str, ...]) -> Interactions:
     from streamrec.data.interactions import Interactions
 
     sel = log.filter(pl.col("event").is_in(list(kinds))).sort("timestamp")
@@ -95,11 +106,34 @@ def _interactions(log: pl.DataFrame, users: np.ndarray, items: np.ndarray, kinds
                                     n_users=len(users), n_items=len(items))
 
 
+def _create(cls: type[_M], name: str, **params: Any) -> _M:
+    """``create(name, **params)``, checked to be a ``cls`` (what the service loads it as)."""
+    from streamrec.models.registry import create
+
+    model = create(name, **params)
+    if not isinstance(model, cls):
+        raise TypeError(f"model {name!r} is a {type(model).__name__}; the service needs a "
+                        f"{cls.__name__} here")
+    return model
+
+
+def _catalog_rows(log: pl.DataFrame, users: pl.DataFrame, items: pl.DataFrame,
+                  ) -> tuple[pl.DataFrame, pl.DataFrame, pl.DataFrame]:
+    """The log's serving columns, restricted to the catalog's users and items; the tables
+    deduplicated by id and sorted (their order is every model's row order)."""
+    log = log_frame(log)
+    users = users.unique("user_id", keep="first", maintain_order=True).sort("user_id")
+    items = items.unique("item_id", keep="first", maintain_order=True).sort("item_id")
+    known = log["item_id"].is_in(items["item_id"].implode()) & log["user_id"].is_in(
+        users["user_id"].implode())
+    return log.filter(known), users, items
+
+
 def build_system(log: pl.DataFrame, users: pl.DataFrame, items: pl.DataFrame,
                  registry_root: str | Path, *, config: BuildConfig | None = None,
                  metrics: dict[str, dict[str, float]] | None = None,
-                 split: str | dict | None = None, alias: str = "production",
-                 progress: Callable[[str], None] | None = None) -> dict[str, Any]:
+                 split: str | dict[str, Any] | None = None, alias: str = "production",
+                 progress: Callable[[str], None] | None = None) -> dict[str, ModelVersion]:
     """Fit the four serving entries on ``log`` and register them (``alias`` set on each).
 
     Parameters
@@ -122,30 +156,26 @@ def build_system(log: pl.DataFrame, users: pl.DataFrame, items: pl.DataFrame,
     -------
     dict: entry name -> registered :class:`~streamrec.serve.registry.ModelVersion`.
     """
+    from streamrec.models.sequential.base import SequentialRecommender
     from streamrec.serve.registry import ModelRegistry, fingerprint_arrays
 
     cfg = config or BuildConfig()
     say = progress or (lambda _msg: None)
-    log = log_frame(log)
-    users = users.unique("user_id", keep="first", maintain_order=True).sort("user_id")
-    items = items.unique("item_id", keep="first", maintain_order=True).sort("item_id")
-    known = log["item_id"].is_in(items["item_id"].implode()) & log["user_id"].is_in(
-        users["user_id"].implode())
-    log = log.filter(known)
+    log, users, items = _catalog_rows(log, users, items)
     user_ids, item_ids = users["user_id"].to_numpy(), items["item_id"].to_numpy()
     fp = fingerprint_arrays(*(log[c].to_numpy() for c in ("user_id", "item_id", "timestamp")))
     registry = ModelRegistry(registry_root)
     metrics = metrics or {}
-    out: dict[str, Any] = {}
-    with tempfile.TemporaryDirectory() as tmp:
-        tmp = Path(tmp)
+    out: dict[str, ModelVersion] = {}
+    with tempfile.TemporaryDirectory() as tmp_name:
+        tmp = Path(tmp_name)
         positives = _interactions(log, user_ids, item_ids, POSITIVE_EVENTS[:2])
 
         say("retrieval: iALS, index, co-visitation, content projector")
         d = tmp / "retrieval"
+        _build_retrieval(d, positives, items, user_ids, item_ids, cfg)
         out["retrieval"] = registry.register(
-            "retrieval", _build_retrieval(d, positives, items, user_ids, item_ids, cfg),
-            metrics=metrics.get("retrieval"), data_fingerprint=fp, split=split,
+            "retrieval", d, metrics=metrics.get("retrieval"), data_fingerprint=fp, split=split,
             description="iALS on plays and likes; faiss index over its item vectors",
             alias=alias)
 
@@ -160,27 +190,17 @@ def build_system(log: pl.DataFrame, users: pl.DataFrame, items: pl.DataFrame,
             alias=alias)
 
         say(f"session: {cfg.session_model}")
-        from streamrec.models.registry import create
-
-        seq = create(cfg.session_model, **cfg.session_params)
+        d = tmp / "session"
+        seq = _create(SequentialRecommender, cfg.session_model, **cfg.session_params)
         seq.fit(_interactions(log, user_ids, item_ids, POSITIVE_EVENTS[:2]), rng=cfg.seed)
-        seq.save(tmp / "session")
+        SessionLayout(d).write_model(seq)
         out["session"] = registry.register(
-            "session", tmp / "session", metrics=metrics.get("session"), data_fingerprint=fp,
+            "session", d, metrics=metrics.get("session"), data_fingerprint=fp,
             split=split, description="next item of a live session", alias=alias)
 
         say("catalog: items, users and the online feature state")
         d = tmp / "catalog"
-        d.mkdir()
-        items.write_parquet(d / "items.parquet")
-        users.write_parquet(d / "users.parquet")
-        state = FeatureState.from_tables(users, items, config=cfg.feature_config)
-        state.apply(log)
-        state.set_base_seen(_seen(positives))
-        state.save(d / "state")
-        (d / "meta.json").write_text(json.dumps({
-            "data_start": int(log["timestamp"].min()), "data_end": int(log["timestamp"].max()),
-            "events": log.height, "users": users.height, "items": items.height}, indent=2))
+        _build_catalog(d, log, users, items, positives, cfg)
         out["catalog"] = registry.register(
             "catalog", d, data_fingerprint=fp, split=split,
             description="catalog tables and the feature state after the training log",
@@ -188,39 +208,51 @@ def build_system(log: pl.DataFrame, users: pl.DataFrame, items: pl.DataFrame,
     return out
 
 
-def _seen(train) -> sp.csr_array:
+def _seen(train: Interactions) -> sp.csr_array:
     x = sp.csr_array(train.to_csr(), dtype=np.float32)
     x.sum_duplicates()
     x.data[:] = 1.0
     return x
 
 
-def _build_retrieval(d: Path, positives, items: pl.DataFrame, user_ids: np.ndarray,
-                     item_ids: np.ndarray, cfg: BuildConfig) -> Path:
+def _build_catalog(d: Path, log: pl.DataFrame, users: pl.DataFrame, items: pl.DataFrame,
+                   positives: Interactions, cfg: BuildConfig) -> None:
+    d.mkdir()
+    lay = CatalogLayout(d)
+    lay.write_tables(items, users)
+    state = FeatureState.from_tables(users, items, config=cfg.feature_config)
+    state.apply(log)
+    state.set_base_seen(_seen(positives))
+    lay.write_state(state)
+    lay.write_meta(catalog_meta(log, users, items))
+
+
+def _build_retrieval(d: Path, positives: Interactions, items: pl.DataFrame,
+                     user_ids: np.ndarray, item_ids: np.ndarray, cfg: BuildConfig) -> None:
     from streamrec.features.content import ContentProjector
-    from streamrec.models.registry import create
+    from streamrec.models.als import ImplicitALS
     from streamrec.retrieval.ann import VectorIndex
     from streamrec.retrieval.covisit import CoVisitation
 
-    model = create("ials", **cfg.retrieval_params)
+    lay = RetrievalLayout(d)
+    model = _create(ImplicitALS, "ials", **cfg.retrieval_params)
     model.fit(positives, rng=cfg.seed)
-    model.save(d / "model")
-    np.savez(d / "ids.npz", user_ids=user_ids, item_ids=item_ids)
+    model.save(lay.model)
+    lay.write_ids(user_ids, item_ids)
     vectors = model.item_factors_.copy()
     has_events = np.bincount(positives.items, minlength=len(item_ids)) > 0
     proj = ContentProjector().fit(items.filter(pl.Series(has_events)), vectors[has_events])
-    proj.save(d / "content")
+    proj.save(lay.content)
     if (~has_events).any():  # items nobody played yet: vectors from their content
         vectors[~has_events] = proj.transform(items.filter(pl.Series(~has_events)))
-    np.save(d / "item_vectors.npy", vectors.astype(np.float32))
+    lay.write_item_vectors(vectors)
     # 500 users as sample queries: a large catalogue's index keeps the HNSW graph that
     # finds more of their exact top 100 (VectorIndex graph="auto")
     users = model.user_factors_
     sample = np.random.default_rng(cfg.seed).permutation(len(users))[:500]
-    VectorIndex().build(vectors, queries=users[np.sort(sample)]).save(d / "index")
+    VectorIndex().build(vectors, queries=users[np.sort(sample)]).save(lay.index)
     CoVisitation().fit(positives.users, positives.items, positives.timestamps,
-                       len(item_ids)).save(d / "covisit.npz")
-    return d
+                       len(item_ids)).save(lay.covisit)
 
 
 def _build_ranker(d: Path, log: pl.DataFrame, users: pl.DataFrame, items: pl.DataFrame,
@@ -234,8 +266,10 @@ def _build_ranker(d: Path, log: pl.DataFrame, users: pl.DataFrame, items: pl.Dat
         streamrec_encoder,
         streamrec_features,
     )
-    from streamrec.models.registry import create
+    from streamrec.models.als import ImplicitALS
+    from streamrec.models.ctr.base import CTRModel
 
+    lay = RankerLayout(d)
     fc = cfg.feature_config
     imp = impressions_from_events(log, dedupe=False)
     if imp.height > cfg.ranker_rows:
@@ -247,22 +281,20 @@ def _build_ranker(d: Path, log: pl.DataFrame, users: pl.DataFrame, items: pl.Dat
     parts = frame[:a], frame[a:b], frame[b:]
     encoder = streamrec_encoder(parts[0])
     data = [encoder.transform(p) for p in parts]
-    model = create(cfg.ranker, kind="ctr", **cfg.ranker_params)
+    model = _create(CTRModel, cfg.ranker, kind="ctr", **cfg.ranker_params)
     model.fit(data[0], valid=data[1], rng=cfg.seed)
-    model.save(d / "model")
-    (d / "encoder.json").write_text(json.dumps(encoder.to_dict()))
-    (d / "features.json").write_text(json.dumps(asdict(fc)))
+    model.save(lay.model)
+    lay.write_encoder(encoder)
+    lay.write_feature_config(fc)
     # serving MF: every click of the log, rows = catalog rows
     clicks = _interactions(log, user_ids, item_ids, ("click",))
-    mf = create("ials", factors=fc.mf_factors, iterations=fc.mf_iterations,
-                regularization=fc.mf_regularization)
+    mf = _create(ImplicitALS, "ials", factors=fc.mf_factors, iterations=fc.mf_iterations,
+                 regularization=fc.mf_regularization)
     mf.fit(clicks, rng=fc.seed)
-    mf.save(d / "mf")
-    seen = _seen(clicks)  # the users' clicked items, for folding in live clicks
-    np.savez(d / "clicks.npz", data=seen.data, indices=seen.indices, indptr=seen.indptr,
-             shape=np.array(seen.shape))
-    out = {}
+    mf.save(lay.mf)
+    lay.write_clicks(_seen(clicks))  # the users' clicked items, for folding in live clicks
+    out: dict[str, float] = {}
     for name, part in (("valid", data[1]), ("test", data[2])):
-        m = ctr_metrics(part.labels, model.predict_proba(part))
+        m = ctr_metrics(part.require_labels("ranker metrics"), model.predict_proba(part))
         out |= {f"{name}_{k}": float(v) for k, v in m.items()}
     return out

@@ -1,7 +1,7 @@
 """The recommendation engine behind the service: retrieve -> rank -> policy, on live state.
 
 :class:`Models` is one consistent set of registry versions (retrieval, ranker, session,
-catalog) loaded from disk; :class:`Engine` holds the current :class:`Models` and the online
+catalog) loaded from disk (:mod:`streamrec.serve.loaders`); :class:`Engine` holds the current :class:`Models` and the online
 state (:class:`~streamrec.serve.features.FeatureState` plus the users' folded-in vectors)
 and answers requests. A promotion builds a new :class:`Models` off to the side and swaps
 one reference (:meth:`Engine.swap`), so requests in flight finish on the old set and none
@@ -11,7 +11,8 @@ Stages of :meth:`Engine.recommend`:
 
 1. **retrieve** — ANN over the item vectors with the user's (folded-in) vector, the
    co-visitation neighbours of the user's recent items, the popular items of the last
-   7 days and the new items (content vectors); each candidate keeps its first source.
+   7 days and the new items (content vectors); each candidate keeps its first
+   :class:`Source`.
 2. **rank** — the 20 StreamRec features of every candidate at request time (plus the ids
    and click history) -> the CTR model's click probability.
 3. **policy** — drop seen items, cap items per category, reserve exploration slots for new
@@ -24,28 +25,59 @@ popular items, or the popular items of the onboarding genres they chose.
 
 from __future__ import annotations
 
-import json
 import time
 from collections import OrderedDict
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
-from pathlib import Path
-from typing import Any
+from enum import IntEnum
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import polars as pl
 import scipy.sparse as sp
 
-from streamrec.features.streamrec import FeatureConfig
 from streamrec.retrieval.ann import ReadWriteLock
-from streamrec.serve.features import HOUR, POSITIVE_EVENTS, FeatureState
+from streamrec.serve.features import HOUR, POSITIVE_EVENTS
+from streamrec.serve.layout import CatalogLayout
+from streamrec.serve.loaders import ENTRY_LOADERS, Models, load_entry, load_models
 from streamrec.serve.policy import PolicyConfig, apply_policy
 from streamrec.serve.ranker import SlateEncoder
 
-__all__ = ["ENTRY_LOADERS", "Engine", "EngineConfig", "Models", "UnknownIdError", "load_entry",
-           "load_models"]
+if TYPE_CHECKING:
+    from streamrec.models.als import ImplicitALS
+
+__all__ = ["ENTRY_LOADERS", "Engine", "EngineConfig", "Models", "Source", "UnknownIdError",
+           "load_entry", "load_models"]
 
 DAY = 86_400
-SOURCES = ("ann", "covisit", "popular", "new", "onboarding")
+
+
+class Source(IntEnum):
+    """Where a candidate came from (the response's ``source``, in lower case)."""
+
+    ANN = 0  # the index's nearest items to the user's vector
+    COVISIT = 1  # co-visitation neighbours of the user's recent items
+    POPULAR = 2  # the most played items of the last 7 days
+    NEW = 3  # new items (released or added within new_item_days), the exploration pool
+    ONBOARDING = 4  # the popular items of the genres a cold-start user chose
+
+
+_SOURCE_LABELS = tuple(s.name.lower() for s in Source)
+
+
+@dataclass(frozen=True)
+class _User:
+    """What a request knows of its user."""
+
+    row: int  # -1: unknown to the catalog
+    vec: np.ndarray | None  # retrieval vector (trained or folded in), None: cold
+    recent: np.ndarray  # latest positive item rows, oldest first
+    seen: np.ndarray  # item rows already consumed (never recommended again)
+
+    @property
+    def cold(self) -> bool:
+        """No vector and no history: only the popular and new items know anything."""
+        return self.vec is None and len(self.recent) == 0
 
 
 class UnknownIdError(LookupError):
@@ -85,112 +117,10 @@ class EngineConfig:
     policy: PolicyConfig = field(default_factory=PolicyConfig)
 
 
-@dataclass
-class Models:
-    """One consistent set of serving models (the registry's versions of each entry)."""
-
-    versions: dict[str, str]
-    retrieval: Any  # ImplicitALS
-    item_vectors: np.ndarray  # (n_items, d) float32, catalog rows (new items appended)
-    index: Any  # VectorIndex
-    covisit: Any  # CoVisitation
-    projector: Any  # ContentProjector
-    ranker: Any  # CTRModel
-    encoder: Any  # CTREncoder
-    mf: Any  # ImplicitALS on clicks (collaborative_score)
-    base_clicks: sp.csr_array
-    feature_config: FeatureConfig
-    session: Any  # SequentialRecommender
-    catalog_dir: Path
-    meta: dict[str, Any]
-
-
-def _load_retrieval(art: Path) -> dict[str, Any]:
-    from streamrec.features.content import ContentProjector
-    from streamrec.models.base import Model
-    from streamrec.retrieval.ann import VectorIndex
-    from streamrec.retrieval.covisit import CoVisitation
-
-    return {"retrieval": Model.load(art / "model"),
-            "item_vectors": np.load(art / "item_vectors.npy",
-                                    allow_pickle=False).astype(np.float32),
-            "index": VectorIndex.load(art / "index"),
-            "covisit": CoVisitation.load(art / "covisit.npz"),
-            "projector": ContentProjector.load(art / "content")}
-
-
-def _load_ranker(art: Path) -> dict[str, Any]:
-    from streamrec.features.encoders import CTREncoder
-    from streamrec.models.base import Model
-
-    with np.load(art / "clicks.npz", allow_pickle=False) as z:
-        clicks = sp.csr_array((z["data"], z["indices"], z["indptr"]), shape=tuple(z["shape"]))
-    return {"ranker": Model.load(art / "model"),
-            "encoder": CTREncoder.from_dict(json.loads((art / "encoder.json").read_text())),
-            "mf": Model.load(art / "mf"), "base_clicks": clicks,
-            "feature_config": FeatureConfig(**json.loads((art / "features.json").read_text()))}
-
-
-def _load_session(art: Path) -> dict[str, Any]:
-    from streamrec.models.base import Model
-
-    return {"session": Model.load(art / "model") if (art / "model").exists()
-            else Model.load(art)}
-
-
-def _load_catalog(art: Path) -> dict[str, Any]:
-    # the state and items are read by the Engine itself; check here that they are there
-    for need in (art / "items.parquet", art / "state"):
-        if not need.exists():
-            raise FileNotFoundError(2, "the catalog entry lacks it", str(need))
-    return {"catalog_dir": art, "meta": json.loads((art / "meta.json").read_text())}
-
-
-#: how each serving entry of the registry is loaded (its part of :class:`Models`)
-ENTRY_LOADERS = {"retrieval": _load_retrieval, "ranker": _load_ranker,
-                 "session": _load_session, "catalog": _load_catalog}
-
-
-def load_entry(mv: Any) -> dict[str, Any]:
-    """Load one registered serving entry (its files are not verified here: the registry
-    does that first); entries the service does not serve load as saved models.
-
-    Usable as the ``load`` check of :meth:`~streamrec.serve.registry.ModelRegistry.promote`.
-    """
-    from streamrec.serve.registry import load_saved_model
-
-    loader = ENTRY_LOADERS.get(mv.name)
-    if loader is None:
-        return {"model": load_saved_model(mv)}
-    return loader(mv.artifacts)
-
-
-def load_models(registry: Any, ref: str = "production",
-                pins: dict[str, str] | None = None) -> Models:
-    """Load (and verify) the four serving entries of ``registry`` at ``ref``.
-
-    Parameters
-    ----------
-    registry : ModelRegistry
-    ref : str
-        Alias (or version) of every entry.
-    pins : dict of str to str, optional
-        Versions to load instead of ``ref`` for some entries (a promotion checks the set
-        it would serve before moving the alias).
-    """
-    pins = pins or {}
-    mvs = {name: registry.resolve(name, pins.get(name, ref)) for name in ENTRY_LOADERS}
-    parts: dict[str, Any] = {}
-    for mv in mvs.values():
-        registry.verify(mv)
-        parts |= load_entry(mv)
-    return Models(versions={n: mv.version for n, mv in mvs.items()}, **parts)
-
-
 class _Vectors:
     """Per-user vectors of one factor model: trained rows, replaced by fold-ins."""
 
-    def __init__(self, model: Any) -> None:
+    def __init__(self, model: ImplicitALS) -> None:
         self.model = model
         self.folded: dict[int, np.ndarray] = {}
 
@@ -225,14 +155,15 @@ class Engine:
     """
 
     def __init__(self, models: Models, config: EngineConfig | None = None,
-                 clock: Any = None) -> None:
+                 clock: Callable[[], int] | None = None) -> None:
         self.config = config or EngineConfig()
         self.clock = clock or (lambda: int(time.time()))
         # requests read under the shared side; events, new items and swaps write under the
         # exclusive side, so a request never sees a half-applied batch
         self.lock = ReadWriteLock()
-        self.state = FeatureState.load(models.catalog_dir / "state")
-        self.items = pl.read_parquet(models.catalog_dir / "items.parquet")
+        catalog = CatalogLayout(models.catalog_dir)
+        self.state = catalog.read_state()
+        self.items = catalog.read_items()
         self.sessions: OrderedDict[int, list[int]] = OrderedDict()
         self.max_sessions = 100_000
         self.added_at: dict[int, int] = {}  # item row -> time added through the service
@@ -344,83 +275,106 @@ class Engine:
                    timings: dict[str, float] | None) -> dict[str, Any]:
         m = self.models  # one consistent set for the whole request
         now = self.clock() if now is None else now
-        cfg = self.config
         t0 = time.perf_counter()
-        st = self.state
-        row = st.users.row(user_id)
-        vec = self.user_vecs.get(row) if row >= 0 else None
-        recent = st.history(row)
-        seen = st.seen(row)
-        cold = vec is None and len(recent) == 0
-        cand, src = [], []
-        if vec is not None:
-            # over-fetch for the seen items filtered out below (bounded for heavy users)
-            ids, _ = m.index.search(vec[None, :], cfg.n_ann + min(len(seen), 4 * cfg.n_ann))
-            ids = ids[0][ids[0] >= 0]
-            cand.append(ids)
-            src.append(np.full(len(ids), 0))
-        if len(recent):
-            ids, _ = m.covisit.candidates(recent[-cfg.recent_for_covisit:], cfg.n_covisit)
-            ids = np.asarray(ids).reshape(-1)
-            ids = ids[ids >= 0]
-            cand.append(ids)
-            src.append(np.full(len(ids), 1))
-        pop = self.popular
-        if genres:
-            codes = [st.categories.index(g) + 1 for g in genres if g in st.categories]
-            pop = pop[np.isin(st.i_cat[pop], codes)] if codes else pop
-            onboarding = bool(codes)
-        else:
-            onboarding = False
-        pop = pop[: cfg.n_popular]
-        cand.append(pop)
-        src.append(np.full(len(pop), 4 if onboarding else 2))
-        self.refresh_if_stale(now)  # no events lately: new items still age out
-        fresh, fresh_vecs = self.fresh
-        if onboarding:  # new items of the chosen genres only
-            keep = np.isin(st.i_cat[fresh], codes)
-            fresh, fresh_vecs = fresh[keep], fresh_vecs[keep]
-        if len(fresh):
-            if vec is not None:  # the n_new closest to the user (argpartition, then sort)
-                s = fresh_vecs @ vec
-                if len(s) > cfg.n_new:
-                    part = np.argpartition(-s, cfg.n_new - 1)[: cfg.n_new]
-                    fresh, s = fresh[part], s[part]
-                fresh = fresh[np.argsort(-s, kind="stable")]
-            cand.append(fresh[: cfg.n_new])
-            src.append(np.full(min(len(fresh), cfg.n_new), 3))
-        rows = np.concatenate(cand).astype(np.int64)
-        sources = np.concatenate(src)
-        rows, first = np.unique(rows, return_index=True)
-        sources = sources[first]
-        keep = ~np.isin(rows, seen)
-        rows, sources = rows[keep], sources[keep]
+        user = self._user(user_id)
+        codes = self._genre_codes(genres)
+        rows, sources = self._candidates(m, user, codes, now)
         t1 = time.perf_counter()
         if len(rows) == 0:
-            return {"items": [], "versions": dict(m.versions), "cold_start": cold}
-        probs = self._rank(m, row, user_id, rows, now, platform)
+            return {"items": [], "versions": dict(m.versions), "cold_start": user.cold}
+        probs = self._rank(m, user.row, user_id, rows, now, platform)
         t2 = time.perf_counter()
-        final = probs
-        if cfg.blend > 0 and vec is not None:  # mix in the retrieval model's preference
-            affinity = m.item_vectors[rows] @ vec
-            final = (1.0 - cfg.blend) * _percentile(probs) + cfg.blend * _percentile(affinity)
+        final = self._blend(m, rows, probs, user.vec)
         order = np.argsort(-final, kind="stable")
-        policy = cfg.policy
-        if onboarding and policy.max_per_category:  # a few chosen genres fill the list
-            policy = replace(policy, max_per_category=max(
-                policy.max_per_category, -(-k // len(codes))))
-        picked, explored = apply_policy(rows[order], st.i_cat[rows[order]].astype(np.int64),
-                                        self._is_new(rows[order], now), k, policy, seen=seen)
+        picked, explored = self._select(rows[order], k, codes, user.seen, now)
         pos = order[picked]
         t3 = time.perf_counter()
         if timings is not None:
             timings.update(retrieve=t1 - t0, rank=t2 - t1, policy=t3 - t2)
-        ids = st.items.ids[rows[pos]]
+        ids = self.state.items.ids[rows[pos]]
         out = [{"item_id": int(i), "score": float(f), "p_click": float(p),
-                "source": SOURCES[s], "stage": "explore" if e else "ranked"}
+                "source": _SOURCE_LABELS[s], "stage": "explore" if e else "ranked"}
                for i, f, p, s, e in zip(ids.tolist(), final[pos].tolist(), probs[pos].tolist(),
                                         sources[pos].tolist(), explored.tolist(), strict=True)]
-        return {"items": out, "versions": dict(m.versions), "cold_start": cold}
+        return {"items": out, "versions": dict(m.versions), "cold_start": user.cold}
+
+    def _user(self, user_id: int) -> _User:
+        st = self.state
+        row = st.users.row(user_id)
+        return _User(row, self.user_vecs.get(row) if row >= 0 else None, st.history(row),
+                     st.seen(row))
+
+    def _genre_codes(self, genres: list[str] | None) -> list[int]:
+        """Category codes of the chosen onboarding genres the catalog knows (empty: not an
+        onboarding request)."""
+        cats = self.state.categories
+        return [cats.index(g) + 1 for g in genres if g in cats] if genres else []
+
+    def _candidates(self, m: Models, user: _User, codes: list[int], now: int,
+                    ) -> tuple[np.ndarray, np.ndarray]:
+        """Candidate rows not seen by the user, sorted, and the :class:`Source` of each
+        (the first source, in the order gathered, that found it)."""
+        cfg = self.config
+        parts: list[tuple[np.ndarray, Source]] = []
+        if user.vec is not None:
+            # over-fetch for the seen items filtered out below (bounded for heavy users)
+            n = cfg.n_ann + min(len(user.seen), 4 * cfg.n_ann)
+            ids, _ = m.index.search(user.vec[None, :], n)
+            parts.append((ids[0][ids[0] >= 0], Source.ANN))
+        if len(user.recent):
+            ids, _ = m.covisit.candidates(user.recent[-cfg.recent_for_covisit:], cfg.n_covisit)
+            ids = np.asarray(ids).reshape(-1)
+            parts.append((ids[ids >= 0], Source.COVISIT))
+        pop = self.popular  # read before the refresh below, like the new items after it
+        if codes:
+            pop = pop[np.isin(self.state.i_cat[pop], codes)]
+        parts.append((pop[: cfg.n_popular], Source.ONBOARDING if codes else Source.POPULAR))
+        self.refresh_if_stale(now)  # no events lately: new items still age out
+        new = self._new_candidates(user.vec, codes)
+        if len(new):
+            parts.append((new, Source.NEW))
+        rows = np.concatenate([ids for ids, _ in parts]).astype(np.int64)
+        sources = np.concatenate([np.full(len(ids), int(src)) for ids, src in parts])
+        rows, first = np.unique(rows, return_index=True)
+        sources = sources[first]
+        keep = ~np.isin(rows, user.seen)
+        return rows[keep], sources[keep]
+
+    def _new_candidates(self, vec: np.ndarray | None, codes: list[int]) -> np.ndarray:
+        """Up to ``n_new`` new items: the closest to the user's vector first (in list order
+        without one), of the chosen genres only for an onboarding request."""
+        n_new = self.config.n_new
+        fresh, fresh_vecs = self.fresh
+        if codes:
+            keep = np.isin(self.state.i_cat[fresh], codes)
+            fresh, fresh_vecs = fresh[keep], fresh_vecs[keep]
+        if len(fresh) and vec is not None:  # argpartition to the n_new best, then sort
+            s = fresh_vecs @ vec
+            if len(s) > n_new:
+                part = np.argpartition(-s, n_new - 1)[:n_new]
+                fresh, s = fresh[part], s[part]
+            fresh = fresh[np.argsort(-s, kind="stable")]
+        return fresh[:n_new]
+
+    def _blend(self, m: Models, rows: np.ndarray, probs: np.ndarray, vec: np.ndarray | None,
+               ) -> np.ndarray:
+        """The order score: the click probabilities, mixed with the retrieval model's
+        preference (``EngineConfig.blend``) for users with a vector."""
+        blend = self.config.blend
+        if blend > 0 and vec is not None:
+            affinity = m.item_vectors[rows] @ vec
+            return (1.0 - blend) * _percentile(probs) + blend * _percentile(affinity)
+        return probs
+
+    def _select(self, ranked: np.ndarray, k: int, codes: list[int], seen: np.ndarray,
+                now: int) -> tuple[np.ndarray, np.ndarray]:
+        """:func:`apply_policy` on the ranked rows: positions picked, and which explore."""
+        policy = self.config.policy
+        if codes and policy.max_per_category:  # a few chosen genres fill the list
+            policy = replace(policy, max_per_category=max(
+                policy.max_per_category, -(-k // len(codes))))
+        return apply_policy(ranked, self.state.i_cat[ranked].astype(np.int64),
+                            self._is_new(ranked, now), k, policy, seen=seen)
 
     def _rank(self, m: Models, row: int, user_id: int, rows: np.ndarray, now: int,
               platform: str | None) -> np.ndarray:
