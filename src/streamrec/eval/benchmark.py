@@ -285,15 +285,28 @@ def reusable_run(done: list[Run], name: str, params: dict[str, Any], seed: int, 
                  refit: str, test_users: np.ndarray, kind: str | None = None) -> Run | None:
     """The run of ``done`` that a fresh fit of ``name(**params)`` with ``seed`` would repeat:
     same model, seed, protocol, refit data, every hyperparameter (defaults included) and
-    test users. None when there is none (then the fit runs)."""
+    test users. None when there is none (then the fit runs).
+
+    An earlier run's hyperparameters are completed with today's defaults first, so that a
+    run recorded before a hyperparameter existed (e.g. a newer trainer setting) still
+    matches when the new one is at its default."""
     full = _json_params(create(name, kind, **params).get_params())
-    for r in done:  # a loop over earlier runs (a handful)
+    for r in done:  # a handful of earlier runs
         if (r.system == "streamrec" and r.model == name and r.seed == seed
                 and r.protocol == protocol and r.refit == refit
-                and _json_params(r.params) == full
+                and _completed(name, kind, r.params) == full
                 and r.result is not None and np.array_equal(r.result.users, test_users)):
             return r
     return None
+
+
+def _completed(name: str, kind: str | None, params: dict[str, Any]) -> dict[str, Any] | None:
+    """``params`` with every other hyperparameter at its default (None when the model no
+    longer takes one of them)."""
+    try:
+        return _json_params(create(name, kind, **params).get_params())
+    except (TypeError, ValueError):
+        return None
 
 
 def run_benchmark(split: Split, cfg: BenchmarkConfig, *, protocol: str, data: str = "",

@@ -134,15 +134,7 @@ class ImplicitALS(_Factors):
     def __init__(self, factors: int = 64, regularization: float = 10.0, alpha: float = 0.5,
                  iterations: int = 15, confidence: str = "linear", eps: float = 1.0,
                  binary: bool = True, use_cg: bool = True, num_threads: int = 0) -> None:
-        self.factors = factors
-        self.regularization = regularization
-        self.alpha = alpha
-        self.iterations = iterations
-        self.confidence = confidence
-        self.eps = eps
-        self.binary = binary
-        self.use_cg = use_cg
-        self.num_threads = num_threads
+        self._set_params(locals())
 
     def _model(self, seed: int | None = None):
         return AlternatingLeastSquares(
@@ -272,15 +264,7 @@ class ImplicitBPR(_Factors):
                  regularization: float = 0.01, iterations: int = 300, binary: bool = True,
                  num_threads: int = 1, patience: int = 10, eval_every: int = 10,
                  sampler_correction: float = 1.0) -> None:
-        self.factors = factors
-        self.learning_rate = learning_rate
-        self.regularization = regularization
-        self.iterations = iterations
-        self.binary = binary
-        self.num_threads = num_threads
-        self.patience = patience
-        self.eval_every = eval_every
-        self.sampler_correction = sampler_correction
+        self._set_params(locals())
 
     def fit(self, train: Interactions, *, valid: Interactions | None = None,
             rng: np.random.Generator | int | None = None) -> Self:

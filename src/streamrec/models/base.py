@@ -22,6 +22,7 @@ from streamrec.data.interactions import Interactions
 from streamrec.retrieval.topk import mask_rows, topk
 
 FORMAT_VERSION = 1
+_VARIADIC = (inspect.Parameter.VAR_POSITIONAL, inspect.Parameter.VAR_KEYWORD)
 
 
 @dataclass(frozen=True)
@@ -59,10 +60,35 @@ class Model(ABC):
     stochastic: ClassVar[bool] = False
 
     # ------------------------------------------------------------------ hyperparameters
+    @classmethod
+    def param_names(cls) -> tuple[str, ...]:
+        """Names of the hyperparameters ``__init__`` takes, in signature order.
+
+        An ``__init__`` that passes ``**kwargs`` on to its parent's also takes the parent's
+        named parameters (listed after its own); ``*args``/``**kwargs`` themselves are not
+        hyperparameters.
+        """
+        names: list[str] = []
+        for klass in cls.__mro__:
+            init = klass.__dict__.get("__init__")
+            if init is None or klass is object:
+                continue
+            params = list(inspect.signature(init).parameters.values())[1:]  # without self
+            names += [p.name for p in params if p.kind not in _VARIADIC and p.name not in names]
+            if not any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params):
+                break
+        return tuple(names)
+
+    def _set_params(self, values: dict[str, Any]) -> None:
+        """Store the hyperparameters among ``values`` (an ``__init__``'s ``locals()``) as
+        attributes, where :meth:`get_params` reads them back."""
+        for name in type(self).param_names():
+            if name in values:
+                setattr(self, name, values[name])
+
     def get_params(self) -> dict[str, Any]:
-        """Hyperparameters, read from the ``__init__`` signature (as stored attributes)."""
-        sig = inspect.signature(type(self).__init__)
-        return {p: getattr(self, p) for p in sig.parameters if p != "self"}
+        """Hyperparameters by name (:meth:`param_names`), as stored on the instance."""
+        return {p: getattr(self, p) for p in type(self).param_names()}
 
     def __repr__(self) -> str:
         args = ", ".join(f"{k}={v!r}" for k, v in self.get_params().items())

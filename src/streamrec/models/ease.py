@@ -51,8 +51,7 @@ class EASE(Recommender):
     stochastic: ClassVar[bool] = False
 
     def __init__(self, lam: float = 250.0, binary: bool = True) -> None:
-        self.lam = lam
-        self.binary = binary
+        self._set_params(locals())
 
     def fit(self, train: Interactions, *, valid: Interactions | None = None,
             rng: np.random.Generator | int | None = None) -> Self:

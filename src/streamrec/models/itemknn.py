@@ -77,13 +77,7 @@ class ItemKNN(Recommender):
     def __init__(self, k: int = 100, shrink: float = 10.0, binary: bool = True,
                  normalize: bool = True, weighting: str = "none",
                  bm25_k1: float = 1.2, bm25_b: float = 0.75) -> None:
-        self.k = k
-        self.shrink = shrink
-        self.binary = binary
-        self.normalize = normalize
-        self.weighting = weighting
-        self.bm25_k1 = bm25_k1
-        self.bm25_b = bm25_b
+        self._set_params(locals())
 
     # ------------------------------------------------------------------ learning
     def _check_params(self) -> None:

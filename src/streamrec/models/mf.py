@@ -87,11 +87,7 @@ class BiasedMF(Recommender, RatingPredictor):
 
     def __init__(self, factors: int = 32, reg: float = 0.1, reg_bias: float = 0.01,
                  iterations: int = 20, init_std: float = 0.1) -> None:
-        self.factors = factors
-        self.reg = reg
-        self.reg_bias = reg_bias
-        self.iterations = iterations
-        self.init_std = init_std
+        self._set_params(locals())
 
     def fit(self, train: Interactions, *, valid: Interactions | None = None,
             rng: np.random.Generator | int | None = None) -> Self:

@@ -38,7 +38,7 @@ class Popularity(Recommender):
     stochastic: ClassVar[bool] = False
 
     def __init__(self, recency_half_life_days: float | None = None) -> None:
-        self.recency_half_life_days = recency_half_life_days
+        self._set_params(locals())
 
     def fit(self, train: Interactions, *, valid: Interactions | None = None,
             rng: np.random.Generator | int | None = None) -> Self:

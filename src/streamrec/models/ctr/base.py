@@ -16,7 +16,8 @@ persistence of the module's weights and the schema. A subclass only builds its `
 from __future__ import annotations
 
 from abc import abstractmethod
-from typing import Any, Self
+from collections.abc import Sequence
+from typing import Any, ClassVar, Self
 
 import numpy as np
 import torch
@@ -27,8 +28,8 @@ from torch.nn import functional as F
 from streamrec.data.ctr import CTRData, FeatureSchema
 from streamrec.eval.metrics import auc
 from streamrec.models.base import Model, as_generator
+from streamrec.models.neural.settings import TrainSettingsMixin
 from streamrec.models.neural.trainer import (
-    TrainConfig,
     Trainer,
     TrainHistory,
     index_batches,
@@ -37,7 +38,7 @@ from streamrec.models.neural.trainer import (
     torch_generator,
 )
 
-__all__ = ["CTRModel", "CTRModule", "TorchCTRModel"]
+__all__ = ["CTRModel", "CTRModule", "DeepCTRModel", "TorchCTRModel"]
 
 
 class CTRModel(Model):
@@ -103,24 +104,17 @@ class CTRModule(nn.Module):
         return out if extra is None else out + extra
 
 
-class TorchCTRModel(CTRModel):
+class TorchCTRModel(TrainSettingsMixin, CTRModel):
     """Shared fitting, prediction and persistence of the torch CTR models.
 
-    Subclasses define ``__init__`` (their hyperparameters plus the training ones below, stored
-    as attributes) and :meth:`_build`.
-
-    Training hyperparameters read from the instance: ``epochs``, ``batch_size``, ``lr``,
-    ``weight_decay``, ``patience``, ``device``, and optionally ``optimizer``, ``clip_norm``,
-    ``progress``.
+    Subclasses define ``__init__`` (their hyperparameters, then ``**train``: the trainer
+    settings, see :mod:`streamrec.models.neural.settings`) and :meth:`_build`. Click models
+    train in float32 (``amp="off"``) unless told otherwise.
     """
 
     stochastic = True
-    epochs: int
-    batch_size: int
-    lr: float
-    weight_decay: float
-    patience: int
-    device: str
+    train_defaults: ClassVar[dict[str, Any]] = {"epochs": 50, "batch_size": 256, "patience": 5,
+                                                "amp": "off"}
 
     module_: CTRModule
     history_: TrainHistory
@@ -130,15 +124,8 @@ class TorchCTRModel(CTRModel):
         """A fresh module for ``schema``."""
 
     # ------------------------------------------------------------------ config
-    def _train_config(self) -> TrainConfig:
-        return TrainConfig(epochs=self.epochs, batch_size=self.batch_size, lr=self.lr,
-                           optimizer=getattr(self, "optimizer", "adam"),
-                           weight_decay=self.weight_decay, patience=self.patience,
-                           clip_norm=getattr(self, "clip_norm", None), device=self.device,
-                           amp="off", progress=bool(getattr(self, "progress", False)))
-
     def _device(self) -> torch.device:
-        return resolve_device(self.device)
+        return resolve_device(self.train_config.device)
 
     @staticmethod
     def _tensors(data: CTRData, device: torch.device
@@ -153,7 +140,7 @@ class TorchCTRModel(CTRModel):
         y = self._check_train(train)
         gen = as_generator(rng)
         seed = int(gen.integers(2**31 - 1))
-        cfg = self._train_config()
+        cfg = self.train_config
         trainer = Trainer(cfg)
         device = trainer.device
         dense, cat, hist = self._tensors(train, device)
@@ -215,3 +202,26 @@ class TorchCTRModel(CTRModel):
         self.module_.load_state_dict({k[len("module."):]: torch.from_numpy(np.array(v))
                                       for k, v in state.items() if k.startswith("module.")})
         self.module_.to(self._device()).eval()
+
+
+class DeepCTRModel(TorchCTRModel):
+    """A torch click model with field embeddings and an MLP (MLP, Wide&Deep, DeepFM, DCN-v2,
+    xDeepFM, DIN): the hyperparameters they share.
+
+    Parameters
+    ----------
+    hidden : sequence of int
+        Hidden layer widths of the MLP (default the case study's [128, 64, 32]).
+    embed_dim : int
+        Embedding size of each categorical field.
+    dropout : float
+    batch_norm : bool
+    **train :
+        Trainer settings (early stopping on valid AUC when valid is given).
+    """
+
+    def __init__(self, hidden: Sequence[int] = (128, 64, 32), embed_dim: int = 8,
+                 dropout: float = 0.0, batch_norm: bool = False, **train: Any) -> None:
+        self._set_params(locals())
+        self.hidden = tuple(int(h) for h in hidden)
+        super().__init__(**train)

@@ -11,12 +11,13 @@ crosses' output.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 import torch
 from torch import Tensor, nn
 
 from streamrec.data.ctr import FeatureSchema
-from streamrec.models.ctr.base import CTRModule, TorchCTRModel
+from streamrec.models.ctr.base import CTRModule, DeepCTRModel
 from streamrec.models.ctr.layers import MLP, FieldEmbedding
 from streamrec.models.registry import register
 
@@ -85,7 +86,7 @@ class _DCNModule(CTRModule):
 
 
 @register("dcn_v2", kind="ctr")
-class DCNv2(TorchCTRModel):
+class DCNv2(DeepCTRModel):
     """DCN-v2: cross network plus MLP (parallel or stacked).
 
     Parameters
@@ -98,17 +99,11 @@ class DCNv2(TorchCTRModel):
     structure : {"parallel", "stacked"}
         Parallel: the output reads the crosses and the MLP of ``x0`` side by side; stacked:
         the MLP reads the crosses' output.
-    hidden : sequence of int
-        Hidden layer widths of the deep part.
-    embed_dim : int
-        Embedding size of each categorical field.
-    dropout : float
-    batch_norm : bool
     embed_dense : bool
         False (the paper): dense features enter ``x0`` as raw values; True: each becomes a
         field ``x_d · v_d`` like the categorical ones (as FM/DeepFM do).
-    epochs, batch_size, lr, weight_decay, patience, device, progress
-        Training (early stopping on valid AUC when valid is given).
+    hidden, embed_dim, dropout, batch_norm, **train :
+        See :class:`~streamrec.models.ctr.base.DeepCTRModel` (``hidden``: the deep part).
     """
 
     # the low-rank crosses and the parallel structure matter most on ML-100K (valid AUC
@@ -118,26 +113,9 @@ class DCNv2(TorchCTRModel):
                     "weight_decay": [0.0, 1e-5]}
 
     def __init__(self, n_cross: int = 3, rank: int = 0, structure: str = "parallel",
-                 hidden: Sequence[int] = (128, 64, 32), embed_dim: int = 8,
-                 dropout: float = 0.0, batch_norm: bool = False, epochs: int = 50,
-                 batch_size: int = 256, lr: float = 1e-3, weight_decay: float = 0.0,
-                 patience: int = 5, device: str = "auto", progress: bool = False,
-                 embed_dense: bool = False) -> None:
-        self.n_cross = n_cross
-        self.rank = rank
-        self.structure = structure
-        self.hidden = tuple(int(h) for h in hidden)
-        self.embed_dim = embed_dim
-        self.dropout = dropout
-        self.batch_norm = batch_norm
-        self.epochs = epochs
-        self.batch_size = batch_size
-        self.lr = lr
-        self.weight_decay = weight_decay
-        self.patience = patience
-        self.device = device
-        self.progress = progress
-        self.embed_dense = embed_dense
+                 embed_dense: bool = False, **kwargs: Any) -> None:
+        self._set_params(locals())
+        super().__init__(**kwargs)
 
     def _build(self, schema: FeatureSchema) -> CTRModule:
         if self.structure not in STRUCTURES:

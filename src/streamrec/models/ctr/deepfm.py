@@ -9,7 +9,7 @@ from collections.abc import Sequence
 from torch import Tensor, nn
 
 from streamrec.data.ctr import FeatureSchema
-from streamrec.models.ctr.base import CTRModule, TorchCTRModel
+from streamrec.models.ctr.base import CTRModule, DeepCTRModel
 from streamrec.models.ctr.fm import pairwise_interaction
 from streamrec.models.ctr.layers import MLP, FieldEmbedding, FirstOrder
 from streamrec.models.registry import register
@@ -34,39 +34,15 @@ class _DeepFMModule(CTRModule):
 
 
 @register("deepfm", kind="ctr")
-class DeepFM(TorchCTRModel):
+class DeepFM(DeepCTRModel):
     """DeepFM: FM (linear + pairwise interactions) plus an MLP over the same embeddings.
 
-    Parameters
-    ----------
-    hidden : sequence of int
-        Hidden layer widths of the deep part.
-    embed_dim : int
-        Size of each field's embedding (shared by the FM and the MLP).
-    dropout : float
-    batch_norm : bool
-    epochs, batch_size, lr, weight_decay, patience, device, progress
-        Training (early stopping on valid AUC when valid is given).
+    Parameters as :class:`~streamrec.models.ctr.base.DeepCTRModel`; ``hidden`` is the deep
+    part, each field's ``embed_dim`` embedding is shared by the FM and the MLP.
     """
 
     search_space = {"hidden": [(64, 32), (128, 64, 32), (256, 128, 64)],
                     "embed_dim": [4, 8, 16], "lr": [1e-2, 1e-3, 1e-4], "dropout": [0.0, 0.2]}
-
-    def __init__(self, hidden: Sequence[int] = (128, 64, 32), embed_dim: int = 8,
-                 dropout: float = 0.0, batch_norm: bool = False, epochs: int = 50,
-                 batch_size: int = 256, lr: float = 1e-3, weight_decay: float = 0.0,
-                 patience: int = 5, device: str = "auto", progress: bool = False) -> None:
-        self.hidden = tuple(int(h) for h in hidden)
-        self.embed_dim = embed_dim
-        self.dropout = dropout
-        self.batch_norm = batch_norm
-        self.epochs = epochs
-        self.batch_size = batch_size
-        self.lr = lr
-        self.weight_decay = weight_decay
-        self.patience = patience
-        self.device = device
-        self.progress = progress
 
     def _build(self, schema: FeatureSchema) -> CTRModule:
         return _DeepFMModule(schema, self.hidden, self.embed_dim, self.dropout,

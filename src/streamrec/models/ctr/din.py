@@ -16,14 +16,14 @@ candidate]``.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import ClassVar, Self
+from typing import Any, ClassVar, Self
 
 import numpy as np
 import torch
 from torch import Tensor, nn
 
 from streamrec.data.ctr import CTRData, FeatureSchema
-from streamrec.models.ctr.base import CTRModule, TorchCTRModel
+from streamrec.models.ctr.base import CTRModule, DeepCTRModel
 from streamrec.models.ctr.layers import MLP, FieldEmbedding
 from streamrec.models.neural.layers import lookup
 from streamrec.models.registry import register
@@ -108,21 +108,16 @@ def _require_history_schema(schema: FeatureSchema) -> None:
 
 
 @register("din", kind="ctr")
-class DIN(TorchCTRModel):
+class DIN(DeepCTRModel):
     """Deep Interest Network: candidate-aware attention pooling of the user's history.
 
     Parameters
     ----------
     att_hidden : sequence of int
         Hidden widths of the local activation unit.
-    hidden : sequence of int
-        Hidden widths of the final MLP.
-    embed_dim : int
-        Size of the item embeddings (history and candidate) and of each categorical field's.
-    dropout : float
-    batch_norm : bool
-    epochs, batch_size, lr, weight_decay, patience, device, progress
-        Training (early stopping on valid AUC when valid is given).
+    hidden, embed_dim, dropout, batch_norm, **train :
+        See :class:`~streamrec.models.ctr.base.DeepCTRModel` (``hidden``: the final MLP;
+        ``embed_dim``: also the item embeddings of the history and the candidate).
 
     Notes
     -----
@@ -135,23 +130,10 @@ class DIN(TorchCTRModel):
     search_space = {"att_hidden": [(32,), (64, 16)], "hidden": [(64, 32), (128, 64, 32)],
                     "lr": [1e-2, 1e-3, 1e-4], "dropout": [0.0, 0.2]}
 
-    def __init__(self, att_hidden: Sequence[int] = (64, 16),
-                 hidden: Sequence[int] = (128, 64, 32), embed_dim: int = 8,
-                 dropout: float = 0.0, batch_norm: bool = False, epochs: int = 50,
-                 batch_size: int = 256, lr: float = 1e-3, weight_decay: float = 0.0,
-                 patience: int = 5, device: str = "auto", progress: bool = False) -> None:
+    def __init__(self, att_hidden: Sequence[int] = (64, 16), **kwargs: Any) -> None:
+        self._set_params(locals())
         self.att_hidden = tuple(int(h) for h in att_hidden)
-        self.hidden = tuple(int(h) for h in hidden)
-        self.embed_dim = embed_dim
-        self.dropout = dropout
-        self.batch_norm = batch_norm
-        self.epochs = epochs
-        self.batch_size = batch_size
-        self.lr = lr
-        self.weight_decay = weight_decay
-        self.patience = patience
-        self.device = device
-        self.progress = progress
+        super().__init__(**kwargs)
 
     def fit(self, train: CTRData, *, valid: CTRData | None = None,
             rng: np.random.Generator | int | None = None) -> Self:

@@ -52,15 +52,13 @@ class EnsembleCTR(CTRModel):
                  method: str = "average", weights: tuple[float, ...] | None = None,
                  member_params: dict[str, dict[str, Any]] | None = None, holdout: float = 0.2,
                  C: float = 1.0) -> None:
+        self._set_params(locals())
         self.members = tuple(members)
-        self.method = method
         self.weights = None if weights is None else tuple(float(w) for w in weights)
         # lists (JSON's arrays, e.g. after load) become tuples, as the members' own params
         self.member_params = {m: {k: tuple(v) if isinstance(v, list) else v
                                   for k, v in kw.items()}
                               for m, kw in (member_params or {}).items()}
-        self.holdout = holdout
-        self.C = C
 
     def _validate(self) -> None:
         if self.method not in METHODS:

@@ -7,6 +7,8 @@ interaction of the fields' embeddings, ``Î£_{i<j} <v_i, v_j>``, computed in O(FÂ
 
 from __future__ import annotations
 
+from typing import Any
+
 from torch import Tensor
 
 from streamrec.data.ctr import FeatureSchema
@@ -62,25 +64,17 @@ class FactorizationMachine(TorchCTRModel):
     l2 : float
         L2 penalty on all latent vectors (categorical tables and dense vectors), added to the
         loss of every batch (0 = none; ``weight_decay`` applies to every parameter instead).
-    epochs, batch_size, lr, weight_decay, patience, device, progress
-        Training (early stopping on valid AUC when valid is given).
+    **train :
+        Trainer settings (early stopping on valid AUC when valid is given; defaults in
+        :class:`~streamrec.models.ctr.base.TorchCTRModel`).
     """
 
     search_space = {"embed_dim": [8, 16, 32], "lr": [1e-2, 1e-3, 1e-4],
                     "l2": [0.0, 1e-6, 1e-5]}
 
-    def __init__(self, embed_dim: int = 16, l2: float = 0.0, epochs: int = 50,
-                 batch_size: int = 256, lr: float = 1e-3, weight_decay: float = 0.0,
-                 patience: int = 5, device: str = "auto", progress: bool = False) -> None:
-        self.embed_dim = embed_dim
-        self.l2 = l2
-        self.epochs = epochs
-        self.batch_size = batch_size
-        self.lr = lr
-        self.weight_decay = weight_decay
-        self.patience = patience
-        self.device = device
-        self.progress = progress
+    def __init__(self, embed_dim: int = 16, l2: float = 0.0, **train: Any) -> None:
+        self._set_params(locals())
+        super().__init__(**train)
 
     def _build(self, schema: FeatureSchema) -> CTRModule:
         if self.l2 < 0:

@@ -59,15 +59,7 @@ class GBDTClassifier(CTRModel):
                  num_leaves: int = 31, min_child_samples: int = 20, subsample: float = 0.8,
                  colsample: float = 0.8, reg_lambda: float = 1.0, patience: int = 50,
                  n_jobs: int = 0) -> None:
-        self.n_estimators = n_estimators
-        self.learning_rate = learning_rate
-        self.num_leaves = num_leaves
-        self.min_child_samples = min_child_samples
-        self.subsample = subsample
-        self.colsample = colsample
-        self.reg_lambda = reg_lambda
-        self.patience = patience
-        self.n_jobs = n_jobs
+        self._set_params(locals())
 
     def _params(self, seed: int) -> dict[str, Any]:
         return {"objective": "binary", "learning_rate": self.learning_rate,

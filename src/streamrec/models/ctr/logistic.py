@@ -38,8 +38,7 @@ class LogisticCTR(CTRModel):
     search_space = {"C": [0.01, 0.1, 1.0, 10.0]}
 
     def __init__(self, C: float = 1.0, max_iter: int = 1000) -> None:
-        self.C = C
-        self.max_iter = max_iter
+        self._set_params(locals())
 
     def _design(self, data: CTRData) -> sp.csr_array:
         z = (data.dense.astype(np.float64) - self.mean_) / self.scale_  # (N, D)

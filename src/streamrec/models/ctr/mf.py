@@ -7,6 +7,8 @@ gets on impressions, next to FM, Wide&Deep, DeepFM and DIN, which add the featur
 
 from __future__ import annotations
 
+from typing import Any, ClassVar
+
 import torch
 from torch import Tensor, nn
 
@@ -62,27 +64,18 @@ class MFClassifier(TorchCTRModel):
         Categorical field of the user (e.g. ``user_id``, or a hashed user).
     item_field : str or None
         Categorical field of the item; None: the schema's ``item_field``, else ``item_id``.
-    epochs, batch_size, lr, weight_decay, patience, device, progress
-        Training (early stopping on valid AUC when valid is given).
+    **train :
+        Trainer settings (early stopping on valid AUC when valid is given; defaults in
+        ``train_defaults``).
     """
 
     search_space = {"dim": [16, 32, 64], "l2": [0.0, 1e-4, 1e-3]}
+    train_defaults: ClassVar[dict[str, Any]] = {"batch_size": 1024, "lr": 3e-3, "patience": 3}
 
     def __init__(self, dim: int = 32, l2: float = 1e-4, user_field: str = "user_id",
-                 item_field: str | None = None, epochs: int = 50, batch_size: int = 1024,
-                 lr: float = 3e-3, weight_decay: float = 0.0, patience: int = 3,
-                 device: str = "auto", progress: bool = False) -> None:
-        self.dim = dim
-        self.l2 = l2
-        self.user_field = user_field
-        self.item_field = item_field
-        self.epochs = epochs
-        self.batch_size = batch_size
-        self.lr = lr
-        self.weight_decay = weight_decay
-        self.patience = patience
-        self.device = device
-        self.progress = progress
+                 item_field: str | None = None, **train: Any) -> None:
+        self._set_params(locals())
+        super().__init__(**train)
 
     def _build(self, schema: FeatureSchema) -> CTRModule:
         item = self.item_field or schema.item_field or "item_id"

@@ -9,7 +9,7 @@ import torch
 from torch import Tensor, nn
 
 from streamrec.data.ctr import FeatureSchema
-from streamrec.models.ctr.base import CTRModule, TorchCTRModel
+from streamrec.models.ctr.base import CTRModule, DeepCTRModel
 from streamrec.models.ctr.layers import MLP, FieldEmbedding
 from streamrec.models.registry import register
 
@@ -36,39 +36,12 @@ class _MLPModule(CTRModule):
 
 
 @register("mlp", kind="ctr")
-class MLPClassifier(TorchCTRModel):
-    """Feed-forward click model.
-
-    Parameters
-    ----------
-    hidden : sequence of int
-        Hidden layer widths (default the case study's [128, 64, 32]).
-    embed_dim : int
-        Embedding size of each categorical field.
-    dropout : float
-    batch_norm : bool
-    epochs, batch_size, lr, weight_decay, patience, device, progress
-        Training (early stopping on valid AUC when valid is given).
-    """
+class MLPClassifier(DeepCTRModel):
+    """Feed-forward click model over the dense values and the categorical embeddings
+    (parameters: :class:`~streamrec.models.ctr.base.DeepCTRModel`)."""
 
     search_space = {"hidden": [(32,), (64, 32), (128, 64, 32), (256, 128, 64, 32)],
                     "lr": [1e-2, 1e-3, 1e-4], "dropout": [0.0, 0.2]}
-
-    def __init__(self, hidden: Sequence[int] = (128, 64, 32), embed_dim: int = 8,
-                 dropout: float = 0.0, batch_norm: bool = False, epochs: int = 50,
-                 batch_size: int = 256, lr: float = 1e-3, weight_decay: float = 0.0,
-                 patience: int = 5, device: str = "auto", progress: bool = False) -> None:
-        self.hidden = tuple(int(h) for h in hidden)
-        self.embed_dim = embed_dim
-        self.dropout = dropout
-        self.batch_norm = batch_norm
-        self.epochs = epochs
-        self.batch_size = batch_size
-        self.lr = lr
-        self.weight_decay = weight_decay
-        self.patience = patience
-        self.device = device
-        self.progress = progress
 
     def _build(self, schema: FeatureSchema) -> CTRModule:
         return _MLPModule(schema, self.hidden, self.embed_dim, self.dropout, self.batch_norm)

@@ -10,7 +10,7 @@ import torch
 from torch import Tensor, nn
 
 from streamrec.data.ctr import FeatureSchema
-from streamrec.models.ctr.base import CTRModule, TorchCTRModel
+from streamrec.models.ctr.base import CTRModule, DeepCTRModel
 from streamrec.models.ctr.layers import MLP, FieldEmbedding, FirstOrder
 from streamrec.models.registry import register
 
@@ -37,39 +37,15 @@ class _WideDeepModule(CTRModule):
 
 
 @register("wide_deep", kind="ctr")
-class WideDeep(TorchCTRModel):
+class WideDeep(DeepCTRModel):
     """Wide & Deep: linear (wide) part plus an MLP (deep) part, logits summed.
 
-    Parameters
-    ----------
-    hidden : sequence of int
-        Hidden layer widths of the deep part.
-    embed_dim : int
-        Embedding size of each categorical field in the deep part.
-    dropout : float
-    batch_norm : bool
-    epochs, batch_size, lr, weight_decay, patience, device, progress
-        Training (early stopping on valid AUC when valid is given).
+    Parameters as :class:`~streamrec.models.ctr.base.DeepCTRModel`; ``hidden`` and
+    ``embed_dim`` are the deep part's.
     """
 
     search_space = {"hidden": [(64, 32), (128, 64, 32), (256, 128, 64)],
                     "lr": [1e-2, 1e-3, 1e-4], "dropout": [0.0, 0.2]}
-
-    def __init__(self, hidden: Sequence[int] = (128, 64, 32), embed_dim: int = 8,
-                 dropout: float = 0.0, batch_norm: bool = False, epochs: int = 50,
-                 batch_size: int = 256, lr: float = 1e-3, weight_decay: float = 0.0,
-                 patience: int = 5, device: str = "auto", progress: bool = False) -> None:
-        self.hidden = tuple(int(h) for h in hidden)
-        self.embed_dim = embed_dim
-        self.dropout = dropout
-        self.batch_norm = batch_norm
-        self.epochs = epochs
-        self.batch_size = batch_size
-        self.lr = lr
-        self.weight_decay = weight_decay
-        self.patience = patience
-        self.device = device
-        self.progress = progress
 
     def _build(self, schema: FeatureSchema) -> CTRModule:
         return _WideDeepModule(schema, self.hidden, self.embed_dim, self.dropout,

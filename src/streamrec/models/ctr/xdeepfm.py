@@ -22,12 +22,13 @@ for 200 rows with 20 dense + 4 categorical fields on one CPU core.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 import torch
 from torch import Tensor, nn
 
 from streamrec.data.ctr import FeatureSchema
-from streamrec.models.ctr.base import CTRModule, TorchCTRModel
+from streamrec.models.ctr.base import CTRModule, DeepCTRModel
 from streamrec.models.ctr.layers import MLP, FieldEmbedding, FirstOrder
 from streamrec.models.registry import register
 
@@ -111,7 +112,7 @@ class _XDeepFMModule(CTRModule):
 
 
 @register("xdeepfm", kind="ctr")
-class XDeepFM(TorchCTRModel):
+class XDeepFM(DeepCTRModel):
     """xDeepFM: linear part + CIN + MLP over a shared field embedding.
 
     Parameters
@@ -123,38 +124,19 @@ class XDeepFM(TorchCTRModel):
     embed_dense : bool
         Also make each dense feature a field (``x_d · v_d``) of the CIN and the MLP; else the
         CIN reads the categorical fields only and the MLP the raw dense values.
-    hidden : sequence of int
-        Hidden layer widths of the MLP.
-    embed_dim : int
-        Size of each field's embedding.
-    dropout : float
-    batch_norm : bool
-    epochs, batch_size, lr, weight_decay, patience, device, progress
-        Training (early stopping on valid AUC when valid is given).
+    hidden, embed_dim, dropout, batch_norm, **train :
+        See :class:`~streamrec.models.ctr.base.DeepCTRModel` (one embedding per field,
+        shared by the CIN and the MLP).
     """
 
     search_space = {"cin_layers": [(32, 32), (64, 64), (128, 128)],
                     "hidden": [(64, 32), (128, 64, 32)], "lr": [1e-2, 1e-3, 1e-4]}
 
     def __init__(self, cin_layers: Sequence[int] = (64, 64), split_half: bool = True,
-                 embed_dense: bool = False, hidden: Sequence[int] = (128, 64, 32), embed_dim: int = 8,
-                 dropout: float = 0.0, batch_norm: bool = False, epochs: int = 50,
-                 batch_size: int = 256, lr: float = 1e-3, weight_decay: float = 0.0,
-                 patience: int = 5, device: str = "auto", progress: bool = False) -> None:
+                 embed_dense: bool = False, **kwargs: Any) -> None:
+        self._set_params(locals())
         self.cin_layers = tuple(int(h) for h in cin_layers)
-        self.split_half = split_half
-        self.embed_dense = embed_dense
-        self.hidden = tuple(int(h) for h in hidden)
-        self.embed_dim = embed_dim
-        self.dropout = dropout
-        self.batch_norm = batch_norm
-        self.epochs = epochs
-        self.batch_size = batch_size
-        self.lr = lr
-        self.weight_decay = weight_decay
-        self.patience = patience
-        self.device = device
-        self.progress = progress
+        super().__init__(**kwargs)
 
     def _build(self, schema: FeatureSchema) -> CTRModule:
         return _XDeepFMModule(schema, self.cin_layers, self.split_half, self.embed_dense,

@@ -8,15 +8,14 @@ A subclass implements
 - optionally ``_query(users)`` (what ``module.score_all`` takes; default the user indices)
   and ``_extra_state`` / ``_set_extra_state`` for arrays beyond the module's parameters.
 
-Hyperparameters named like :class:`~streamrec.models.neural.trainer.TrainConfig` fields
-(``epochs``, ``batch_size``, ``lr``, ``weight_decay``, ``patience``, ``device``...) are
-passed to the trainer. The module's parameters are saved as numeric arrays (never pickle)
+The trainer settings (every :class:`~streamrec.models.neural.trainer.TrainConfig` field:
+``epochs``, ``batch_size``, ``lr``, ``patience``, ``device``...) are flat hyperparameters
+held in ``train_config`` (:mod:`streamrec.models.neural.settings`). The module's parameters are saved as numeric arrays (never pickle)
 and scores are identical after ``load``.
 """
 
 from __future__ import annotations
 
-import dataclasses
 from abc import abstractmethod
 from collections.abc import Callable, Iterable
 from typing import Any
@@ -28,6 +27,7 @@ from torch import Tensor, nn
 from streamrec.data.interactions import Interactions
 from streamrec.models._history import check_items, check_users
 from streamrec.models.base import Recommender, as_generator
+from streamrec.models.neural.settings import TrainSettingsMixin
 from streamrec.models.neural.trainer import (
     TrainConfig,
     Trainer,
@@ -38,11 +38,10 @@ from streamrec.models.neural.trainer import (
 
 __all__ = ["TorchRecommender"]
 
-_CONFIG_FIELDS = {f.name for f in dataclasses.fields(TrainConfig)}
 _PARAM_PREFIX = "module."
 
 
-class TorchRecommender(Recommender):
+class TorchRecommender(TrainSettingsMixin, Recommender):
     """Base of the torch recommenders; see the module docstring."""
 
     stochastic = True
@@ -65,12 +64,6 @@ class TorchRecommender(Recommender):
         """Restore what :meth:`_extra_state` saved (before the module is rebuilt)."""
 
     # ------------------------------------------------------------------ training
-    def train_config(self, **overrides: Any) -> TrainConfig:
-        """The trainer settings: hyperparameters named like ``TrainConfig`` fields."""
-        kw = {k: v for k, v in self.get_params().items() if k in _CONFIG_FIELDS}
-        kw.update(overrides)
-        return TrainConfig(**kw)
-
     def _start_fit(self, train: Interactions,
                    rng: np.random.Generator | int | None) -> tuple[np.random.Generator, int]:
         """Validate ``train``, record sizes and cold-start scores; a generator and a seed."""
@@ -85,7 +78,7 @@ class TorchRecommender(Recommender):
                valid: Interactions | None, train: Interactions,
                config: TrainConfig | None = None) -> TrainHistory:
         """Build the module under ``seed`` and train it, early-stopping on valid NDCG@10."""
-        config = config or self.train_config()
+        config = config or self.train_config
         trainer = Trainer(config)
         self.device_ = trainer.device
         with seeded(seed):
@@ -118,15 +111,15 @@ class TorchRecommender(Recommender):
         if not known.all():
             out[~known] = self.item_popularity_
         if known.any():
-            dev = getattr(self, "device_", None) or resolve_device(self._device_param())
             with torch.no_grad():
                 q = self._query(users[known])
-                s = self.module_.score_all(q.to(dev))  # (U_known, n_items)
+                s = self.module_.score_all(q.to(self._device()))  # (U_known, n_items)
             out[known] = s.float().cpu().numpy()
         return out if items is None else np.ascontiguousarray(out[:, items])
 
-    def _device_param(self) -> str:
-        return str(getattr(self, "device", "auto"))
+    def _device(self) -> torch.device:
+        """Where the fitted module lives (the configured device before a fit or load)."""
+        return getattr(self, "device_", None) or resolve_device(self.train_config.device)
 
     # ------------------------------------------------------------------ persistence
     def _get_state(self) -> dict[str, np.ndarray]:
@@ -143,7 +136,7 @@ class TorchRecommender(Recommender):
         self.n_users_, self.n_items_ = int(state["n_users_"]), int(state["n_items_"])
         self.item_popularity_ = np.asarray(state["item_popularity_"], np.float32)
         self._set_extra_state(state)
-        self.device_ = resolve_device(self._device_param())
+        self.device_ = resolve_device(self.train_config.device)
         with seeded(0):  # initial values are overwritten; keep the global RNG untouched
             module = self._build_module()
         params = {k[len(_PARAM_PREFIX):]: torch.from_numpy(np.array(v))

@@ -64,9 +64,9 @@ class BPRMF(TorchRecommender):
         See :class:`~streamrec.data.sampling.NegativeSampler`; ``hard``/``mixed`` score
         ``hard_candidates`` items per negative with the current model.
     alpha, hard_candidates : see NegativeSampler
-    epochs, batch_size, lr, weight_decay, patience, eval_every, device, amp,
-    progress :
-        Trainer settings (:class:`~streamrec.models.neural.trainer.TrainConfig`).
+    **train :
+        Trainer settings (:class:`~streamrec.models.neural.trainer.TrainConfig` fields);
+        defaults in ``train_defaults``.
     """
 
     search_space: ClassVar[dict[str, list[Any]]] = {
@@ -74,27 +74,13 @@ class BPRMF(TorchRecommender):
         "lr": [5e-4, 1e-3, 3e-3],
         "reg": [0.0, 1e-5, 1e-4],
     }
+    train_defaults: ClassVar[dict[str, Any]] = {"epochs": 200, "patience": 10, "eval_every": 4}
 
     def __init__(self, factors: int = 64, reg: float = 0.0, negatives: int = 1,
                  sampler: str = "uniform", alpha: float = 0.75, hard_candidates: int = 16,
-                 epochs: int = 200, batch_size: int = 2048, lr: float = 1e-3,
-                 weight_decay: float = 0.0, patience: int = 10, eval_every: int = 4,
-                 device: str = "auto", amp: str = "auto", progress: bool = False) -> None:
-        self.factors = factors
-        self.reg = reg
-        self.negatives = negatives
-        self.sampler = sampler
-        self.alpha = alpha
-        self.hard_candidates = hard_candidates
-        self.epochs = epochs
-        self.batch_size = batch_size
-        self.lr = lr
-        self.weight_decay = weight_decay
-        self.patience = patience
-        self.eval_every = eval_every
-        self.device = device
-        self.amp = amp
-        self.progress = progress
+                 **train: Any) -> None:
+        self._set_params(locals())
+        super().__init__(**train)
 
     def _build_module(self) -> nn.Module:
         return _BPRModule(self.n_users_, self.n_items_, self.factors, self.reg)
@@ -110,7 +96,7 @@ class BPRMF(TorchRecommender):
                                   hard_candidates=self.hard_candidates)
         users_np = np.repeat(np.arange(x.shape[0]), np.diff(x.indptr))  # one row per pair
         users, items = torch.from_numpy(users_np), torch.from_numpy(x.indices.astype(np.int64))
-        bs, n_neg = self.batch_size, self.negatives
+        bs, n_neg = self.train_config.batch_size, self.negatives
 
         def batches(epoch: int) -> list[tuple[Tensor, Tensor, Tensor]]:
             order = torch.from_numpy(gen.permutation(len(users_np)))

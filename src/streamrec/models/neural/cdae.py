@@ -110,10 +110,10 @@ class CDAE(AutoencoderRecommender):
     negatives : int
         0 (default): logistic loss over all items; k > 0: over the positives and about
         ``k`` sampled unobserved items per positive (the paper's negative sampling).
-    epochs, batch_size, lr, weight_decay, patience, eval_every, device, amp,
-    progress :
-        Trainer settings (:class:`~streamrec.models.neural.trainer.TrainConfig`); a batch
-        is ``batch_size`` users; ``weight_decay`` is the L2 penalty on all weights.
+    **train :
+        Trainer settings (:class:`~streamrec.models.neural.trainer.TrainConfig` fields;
+        defaults in :class:`~streamrec.models.neural.multvae.AutoencoderRecommender`); a
+        batch is ``batch_size`` users; ``weight_decay`` is the L2 penalty on all weights.
     """
 
     search_space: ClassVar[dict[str, list[Any]]] = {
@@ -125,23 +125,9 @@ class CDAE(AutoencoderRecommender):
     }
 
     def __init__(self, hidden: int = 200, corruption: float = 0.5,
-                 activation: str = "sigmoid", negatives: int = 0, epochs: int = 500,
-                 batch_size: int = 128, lr: float = 1e-3, weight_decay: float = 0.0,
-                 patience: int = 10, eval_every: int = 5, device: str = "auto",
-                 amp: str = "auto", progress: bool = False) -> None:
-        self.hidden = hidden
-        self.corruption = corruption
-        self.activation = activation
-        self.negatives = negatives
-        self.epochs = epochs
-        self.batch_size = batch_size
-        self.lr = lr
-        self.weight_decay = weight_decay
-        self.patience = patience
-        self.eval_every = eval_every
-        self.device = device
-        self.amp = amp
-        self.progress = progress
+                 activation: str = "sigmoid", negatives: int = 0, **train: Any) -> None:
+        self._set_params(locals())
+        super().__init__(**train)
 
     def _build_module(self) -> nn.Module:
         return _CDAEModule(self.n_users_, self.n_items_, self.hidden, self.corruption,

@@ -234,6 +234,8 @@ class AutoencoderRecommender(TorchRecommender):
     implement ``_build_module``.
     """
 
+    train_defaults: ClassVar[dict[str, Any]] = {"epochs": 500, "batch_size": 128,
+                                                "patience": 10, "eval_every": 5}
     X_: sp.csr_array
 
     def _fit_autoencoder(self, train: Interactions, valid: Interactions | None,
@@ -241,7 +243,7 @@ class AutoencoderRecommender(TorchRecommender):
         """Store the history, then train on batches of the users who have one."""
         gen, seed = self._start_fit(train, rng)
         self.X_ = train_matrix(train, binary=True)
-        device = resolve_device(self._device_param())
+        device = resolve_device(self.train_config.device)
         indptr, indices, data = (torch.from_numpy(a).to(device) for a in (
             self.X_.indptr.astype(np.int64), self.X_.indices.astype(np.int64),
             self.X_.data.astype(np.float32)))
@@ -251,7 +253,8 @@ class AutoencoderRecommender(TorchRecommender):
             return gather_rows(indptr, indices, data, idx.to(device), self.n_items_)
 
         def batches(epoch: int) -> UserBatches:
-            return UserBatches(torch.from_numpy(gen.permutation(active)), self.batch_size, make)
+            return UserBatches(torch.from_numpy(gen.permutation(active)),
+                               self.train_config.batch_size, make)
 
         self._train(seed, batches, valid, train)
         return self
@@ -354,23 +357,9 @@ class _MultBase(AutoencoderRecommender):
 
     def __init__(self, hidden: int = 600, latent: int = 200, dropout: float = 0.5,
                  anneal_cap: float = 0.2, total_anneal_steps: int = 2000,
-                 epochs: int = 500, batch_size: int = 128, lr: float = 1e-3,
-                 weight_decay: float = 0.0, patience: int = 10, eval_every: int = 5,
-                 device: str = "auto", amp: str = "auto", progress: bool = False) -> None:
-        self.hidden = hidden
-        self.latent = latent
-        self.dropout = dropout
-        self.anneal_cap = anneal_cap
-        self.total_anneal_steps = total_anneal_steps
-        self.epochs = epochs
-        self.batch_size = batch_size
-        self.lr = lr
-        self.weight_decay = weight_decay
-        self.patience = patience
-        self.eval_every = eval_every
-        self.device = device
-        self.amp = amp
-        self.progress = progress
+                 **train: Any) -> None:
+        self._set_params(locals())
+        super().__init__(**train)
 
     def _build_module(self) -> nn.Module:
         return _MultAE(self.n_items_, self.hidden, self.latent, self.dropout,
@@ -407,10 +396,9 @@ class MultVAE(_MultBase):
     total_anneal_steps : int
         β grows linearly from 0 by ``1 / total_anneal_steps`` per optimiser step up to
         ``anneal_cap`` (an epoch is ``ceil(n_users / batch_size)`` steps).
-    epochs, batch_size, lr, weight_decay, patience, eval_every, device, amp,
-    progress :
-        Trainer settings (:class:`~streamrec.models.neural.trainer.TrainConfig`); a batch
-        is ``batch_size`` users.
+    **train :
+        Trainer settings (:class:`~streamrec.models.neural.trainer.TrainConfig` fields;
+        defaults in :class:`AutoencoderRecommender`); a batch is ``batch_size`` users.
     """
 
     variational = True

@@ -19,6 +19,7 @@ memory, no loop over users or items).
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Sequence
 from typing import Any, ClassVar, Self
 
@@ -171,21 +172,25 @@ def _init_from_pretrained(module: _NCFModule, gmf: _NCFModule, mlp: _NCFModule,
 
 
 class _NCFBase(TorchRecommender):
-    """What GMF, MLP and NeuMF share: validation, negative sampling, the epoch's batches."""
+    """What GMF, MLP and NeuMF share: hyperparameters, validation, negative sampling, the
+    epoch's batches. See :class:`GMF` for the parameters."""
 
-    factors: int
-    negatives: int
-    sampler: str
-    loss: str
-    batch_size: int
     #: which branches the module has
     _branches: ClassVar[tuple[bool, bool]] = (True, True)
+    #: the tower of models without one (GMF): never built, since its branch is off
+    layers: tuple[int, ...] = (1,)
+    dropout: float = 0.0
+    train_defaults: ClassVar[dict[str, Any]] = {"epochs": 200, "patience": 10, "eval_every": 2}
+
+    def __init__(self, factors: int = 64, negatives: int = 4, loss: str = "bce",
+                 sampler: str = "uniform", **train: Any) -> None:
+        self._set_params(locals())
+        super().__init__(**train)
 
     def _module_sizes(self) -> dict[str, Any]:
         gmf, mlp = self._branches
-        layers = tuple(getattr(self, "layers", (1,)))
         return {"gmf_dim": self.factors if gmf else 0, "mlp_dim": self.factors if mlp else 0,
-                "layers": layers, "dropout": float(getattr(self, "dropout", 0.0)),
+                "layers": tuple(self.layers), "dropout": float(self.dropout),
                 "loss": self.loss}
 
     def _build_module(self) -> nn.Module:
@@ -193,28 +198,28 @@ class _NCFBase(TorchRecommender):
 
     def _check_params(self) -> None:
         name = self.name or type(self).__name__
-        if self.factors < 1 or self.negatives < 1 or self.batch_size < 1:
-            raise ValueError(f"{name}: factors, negatives and batch_size must be >= 1")
+        if self.factors < 1 or self.negatives < 1:
+            raise ValueError(f"{name}: factors and negatives must be >= 1")
         if self.loss not in LOSSES:
             raise ValueError(f"{name}: loss must be one of {LOSSES}, got {self.loss!r}")
         if self.sampler not in STRATEGIES:
             raise ValueError(f"{name}: sampler must be one of {STRATEGIES}, got {self.sampler!r}")
-        layers = tuple(getattr(self, "layers", (1,)))
+        layers = tuple(self.layers)
         if not layers or min(layers) < 1:
             raise ValueError(f"{name}: layers must be a non-empty tuple of sizes >= 1, "
                              f"got {layers!r}")
-        if not 0.0 <= float(getattr(self, "dropout", 0.0)) < 1.0:
+        if not 0.0 <= float(self.dropout) < 1.0:
             raise ValueError(f"{name}: dropout must lie in [0, 1)")
 
     def _fit_stage(self, train: Interactions, valid: Interactions | None,
-                   gen: np.random.Generator, seed: int, **overrides: Any) -> None:
+                   gen: np.random.Generator, seed: int) -> None:
         """Train a fresh module on ``train`` (one epoch = every positive with its negatives)."""
         x = train_matrix(train, binary=True)
         sampler = NegativeSampler(x, strategy=self.sampler)
         users_np = np.repeat(np.arange(x.shape[0]), np.diff(x.indptr))  # (n,) one per pair
         users = torch.from_numpy(users_np)
         items = torch.from_numpy(x.indices.astype(np.int64))  # (n,)
-        bs, n_neg = self.batch_size, self.negatives
+        bs, n_neg = self.train_config.batch_size, self.negatives
         score_fn = None if self.sampler in ("uniform", "popularity") else self._pair_scores
 
         def batches(epoch: int) -> list[tuple[Tensor, Tensor, Tensor]]:
@@ -222,7 +227,7 @@ class _NCFBase(TorchRecommender):
             neg = torch.from_numpy(sampler.sample(users_np, n_neg, gen, score_fn))  # (n, N)
             return [(users[b], items[b], neg[b]) for b in torch.split(order, bs)]
 
-        self._train(seed, batches, valid, train, self.train_config(**overrides))
+        self._train(seed, batches, valid, train)
 
     def _pair_scores(self, users: np.ndarray, items: np.ndarray) -> np.ndarray:
         """Logits of ``items`` (B, C) for ``users`` (B,) under the current weights."""
@@ -260,10 +265,10 @@ class GMF(_NCFBase):
         Pointwise log loss over positives and negatives, or pairwise BPR.
     sampler : {"uniform", "popularity", "hard", "mixed"}
         See :class:`~streamrec.data.sampling.NegativeSampler`.
-    epochs, batch_size, lr, optimizer, weight_decay, patience, eval_every, device, amp,
-    progress :
-        Trainer settings (:class:`~streamrec.models.neural.trainer.TrainConfig`);
-        ``batch_size`` counts positives (each comes with its ``negatives``).
+    **train :
+        Trainer settings (:class:`~streamrec.models.neural.trainer.TrainConfig` fields;
+        defaults in ``train_defaults``); ``batch_size`` counts positives (each comes with
+        its ``negatives``).
     """
 
     _branches = (True, False)
@@ -273,29 +278,26 @@ class GMF(_NCFBase):
         "negatives": [2, 4],
     }
 
-    def __init__(self, factors: int = 64, negatives: int = 4, loss: str = "bce",
-                 sampler: str = "uniform", epochs: int = 200, batch_size: int = 2048,
-                 lr: float = 1e-3, optimizer: str = "adam", weight_decay: float = 0.0,
-                 patience: int = 10, eval_every: int = 2, device: str = "auto",
-                 amp: str = "auto", progress: bool = False) -> None:
-        self.factors = factors
-        self.negatives = negatives
-        self.loss = loss
-        self.sampler = sampler
-        self.epochs = epochs
-        self.batch_size = batch_size
-        self.lr = lr
-        self.optimizer = optimizer
-        self.weight_decay = weight_decay
-        self.patience = patience
-        self.eval_every = eval_every
-        self.device = device
-        self.amp = amp
-        self.progress = progress
+
+class _TowerNCF(_NCFBase):
+    """MLP and NeuMF: the base's hyperparameters plus the tower's ``layers`` and
+    ``dropout`` (see :class:`MLP`)."""
+
+    search_space: ClassVar[dict[str, list[Any]]] = {
+        "layers": [(64, 32, 16), (128, 64)],
+        "lr": [1e-3, 3e-3],
+        "dropout": [0.0, 0.1],
+    }
+
+    def __init__(self, layers: Sequence[int] = (64, 32, 16), dropout: float = 0.0,
+                 **kwargs: Any) -> None:
+        self._set_params(locals())
+        self.layers = tuple(int(s) for s in layers)  # a tuple, as load() restores it
+        super().__init__(**kwargs)
 
 
 @register("mlp")
-class MLP(_NCFBase):
+class MLP(_TowerNCF):
     """NCF's MLP: ``σ(h · MLP([p_u ; q_i]) + b)`` with a ReLU tower, trained pointwise.
 
     Parameters
@@ -306,46 +308,14 @@ class MLP(_NCFBase):
         Output sizes of the tower's linear layers, e.g. (64, 32, 16).
     dropout : float
         Dropout before every linear layer.
-    negatives, loss, sampler : see :class:`GMF`
-    epochs, batch_size, lr, optimizer, weight_decay, patience, eval_every, device, amp,
-    progress :
-        Trainer settings (:class:`~streamrec.models.neural.trainer.TrainConfig`);
-        ``batch_size`` counts positives (each comes with its ``negatives``).
+    negatives, loss, sampler, **train : see :class:`GMF`
     """
 
     _branches = (False, True)
-    search_space: ClassVar[dict[str, list[Any]]] = {
-        "layers": [(64, 32, 16), (128, 64)],
-        "lr": [1e-3, 3e-3],
-        "dropout": [0.0, 0.1],
-    }
-
-    def __init__(self, factors: int = 64, layers: Sequence[int] = (64, 32, 16),
-                 dropout: float = 0.0, negatives: int = 4, loss: str = "bce",
-                 sampler: str = "uniform", epochs: int = 200, batch_size: int = 2048,
-                 lr: float = 1e-3, optimizer: str = "adam", weight_decay: float = 0.0,
-                 patience: int = 10, eval_every: int = 2, device: str = "auto",
-                 amp: str = "auto", progress: bool = False) -> None:
-        self.factors = factors
-        self.layers = tuple(int(s) for s in layers)  # a tuple, as load() restores it
-        self.dropout = dropout
-        self.negatives = negatives
-        self.loss = loss
-        self.sampler = sampler
-        self.epochs = epochs
-        self.batch_size = batch_size
-        self.lr = lr
-        self.optimizer = optimizer
-        self.weight_decay = weight_decay
-        self.patience = patience
-        self.eval_every = eval_every
-        self.device = device
-        self.amp = amp
-        self.progress = progress
 
 
 @register("neumf")
-class NeuMF(_NCFBase):
+class NeuMF(_TowerNCF):
     """NeuMF: a GMF and an MLP branch with separate embeddings under one predict layer.
 
     Parameters
@@ -358,52 +328,22 @@ class NeuMF(_NCFBase):
         Dropout before every linear layer of the tower.
     negatives, loss, sampler : see :class:`GMF`
     pretrain : bool
-        Fit a :class:`GMF` and an :class:`MLP` first (same data, sampler, loss, epochs,
-        patience and validation; learning rate ``pretrain_lr``; Adam), then start NeuMF from
-        their parameters with the predict layer weighted by ``alpha``.
+        Fit a :class:`GMF` and an :class:`MLP` first (same data, sampler, loss, validation
+        and trainer settings, but learning rate ``pretrain_lr`` and Adam), then start NeuMF
+        from their parameters with the predict layer weighted by ``alpha``.
     alpha : float
         Weight of the GMF branch in the initial predict layer (0.5 in the paper).
     pretrain_lr : float
         Learning rate of the pre-training fits.
-    epochs, batch_size, lr, optimizer, weight_decay, patience, eval_every, device, amp,
-    progress :
-        Trainer settings (:class:`~streamrec.models.neural.trainer.TrainConfig`);
-        ``batch_size`` counts positives (each comes with its ``negatives``).
+    **train : see :class:`GMF`
     """
 
     _branches = (True, True)
-    search_space: ClassVar[dict[str, list[Any]]] = {
-        "layers": [(64, 32, 16), (128, 64)],
-        "lr": [1e-3, 3e-3],
-        "dropout": [0.0, 0.1],
-    }
 
-    def __init__(self, factors: int = 64, layers: Sequence[int] = (64, 32, 16),
-                 dropout: float = 0.0, negatives: int = 4, loss: str = "bce",
-                 sampler: str = "uniform", pretrain: bool = False, alpha: float = 0.5,
-                 pretrain_lr: float = 1e-3, epochs: int = 200, batch_size: int = 2048,
-                 lr: float = 1e-3, optimizer: str = "adam", weight_decay: float = 0.0,
-                 patience: int = 10, eval_every: int = 2, device: str = "auto",
-                 amp: str = "auto", progress: bool = False) -> None:
-        self.factors = factors
-        self.layers = tuple(int(s) for s in layers)  # a tuple, as load() restores it
-        self.dropout = dropout
-        self.negatives = negatives
-        self.loss = loss
-        self.sampler = sampler
-        self.pretrain = pretrain
-        self.alpha = alpha
-        self.pretrain_lr = pretrain_lr
-        self.epochs = epochs
-        self.batch_size = batch_size
-        self.lr = lr
-        self.optimizer = optimizer
-        self.weight_decay = weight_decay
-        self.patience = patience
-        self.eval_every = eval_every
-        self.device = device
-        self.amp = amp
-        self.progress = progress
+    def __init__(self, pretrain: bool = False, alpha: float = 0.5, pretrain_lr: float = 1e-3,
+                 **kwargs: Any) -> None:
+        self._set_params(locals())
+        super().__init__(**kwargs)
 
     _init_branches: tuple[_NCFModule, _NCFModule] | None = None
 
@@ -414,11 +354,13 @@ class NeuMF(_NCFBase):
         return module
 
     def _branch_models(self) -> tuple[GMF, MLP]:
-        """Unfitted GMF and MLP with this model's shared settings (for pre-training)."""
-        shared = {k: getattr(self, k) for k in (
-            "factors", "negatives", "loss", "sampler", "epochs", "batch_size", "weight_decay",
-            "patience", "eval_every", "device", "progress")}
-        shared["lr"] = self.pretrain_lr
+        """Unfitted GMF and MLP with this model's shared settings (for pre-training): its
+        trainer settings but for the learning rate (``pretrain_lr``) and the optimiser
+        (Adam)."""
+        train = {**dataclasses.asdict(self.train_config), "lr": self.pretrain_lr,
+                 "optimizer": "adam"}
+        shared = {"factors": self.factors, "negatives": self.negatives, "loss": self.loss,
+                  "sampler": self.sampler, **train}
         return GMF(**shared), MLP(layers=self.layers, dropout=self.dropout, **shared)
 
     def fit(self, train: Interactions, *, valid: Interactions | None = None,

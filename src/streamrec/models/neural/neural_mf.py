@@ -33,7 +33,6 @@ from streamrec.models.base import RatingPredictor
 from streamrec.models.neural.base import TorchRecommender
 from streamrec.models.neural.layers import Dropout
 from streamrec.models.neural.losses import mse_loss
-from streamrec.models.neural.trainer import resolve_device
 from streamrec.models.registry import register
 
 __all__ = ["NeuralMF"]
@@ -116,10 +115,9 @@ class NeuralMF(TorchRecommender, RatingPredictor):
         Dropout after each hidden layer.
     biases : bool
         Learn user and item biases next to the global mean.
-    epochs, batch_size, lr, weight_decay, patience, eval_every, device, amp,
-    progress :
-        Trainer settings (:class:`~streamrec.models.neural.trainer.TrainConfig`); early
-        stopping maximises ``-RMSE`` on ``valid``.
+    **train :
+        Trainer settings (:class:`~streamrec.models.neural.trainer.TrainConfig` fields;
+        defaults in ``train_defaults``); early stopping maximises ``-RMSE`` on ``valid``.
 
     Notes
     -----
@@ -136,29 +134,17 @@ class NeuralMF(TorchRecommender, RatingPredictor):
         "batch_size": [256, 1024],
         "biases": [True, False],
     }
+    train_defaults: ClassVar[dict[str, Any]] = {"batch_size": 1024, "lr": 3e-3,
+                                                "weight_decay": 1e-3}
 
     mu_: float
     rating_min_: float
     rating_max_: float
 
     def __init__(self, embed: int = 32, hidden: tuple[int, ...] = (64, 32),
-                 dropout: float = 0.1, biases: bool = True, epochs: int = 100,
-                 batch_size: int = 1024, lr: float = 3e-3, weight_decay: float = 1e-3,
-                 patience: int = 5, eval_every: int = 1, device: str = "auto",
-                 amp: str = "auto", progress: bool = False) -> None:
-        self.embed = embed
-        self.hidden = hidden
-        self.dropout = dropout
-        self.biases = biases
-        self.epochs = epochs
-        self.batch_size = batch_size
-        self.lr = lr
-        self.weight_decay = weight_decay
-        self.patience = patience
-        self.eval_every = eval_every
-        self.device = device
-        self.amp = amp
-        self.progress = progress
+                 dropout: float = 0.1, biases: bool = True, **train: Any) -> None:
+        self._set_params(locals())
+        super().__init__(**train)
 
     # ------------------------------------------------------------------ module and state
     def _build_module(self) -> nn.Module:
@@ -201,7 +187,7 @@ class NeuralMF(TorchRecommender, RatingPredictor):
         users = torch.from_numpy(train.users.astype(np.int64))
         items = torch.from_numpy(train.items.astype(np.int64))
         ratings = torch.from_numpy(values)
-        bs = self.batch_size
+        bs = self.train_config.batch_size
 
         def batches(epoch: int) -> list[tuple[Tensor, Tensor, Tensor]]:
             order = torch.from_numpy(gen.permutation(len(values)))
@@ -233,9 +219,6 @@ class NeuralMF(TorchRecommender, RatingPredictor):
             out[wu] += ub[users[wu]]
             out[wi] += ib[items[wi]]
         return np.clip(out, self.rating_min_, self.rating_max_).astype(np.float32)
-
-    def _module_device(self) -> torch.device:
-        return getattr(self, "device_", None) or resolve_device(self._device_param())
 
     def score(self, users: np.ndarray, items: np.ndarray | None = None) -> np.ndarray:
         """Predicted ratings, shape (len(users), n_items_ or len(items)), float32.
@@ -270,7 +253,7 @@ class NeuralMF(TorchRecommender, RatingPredictor):
         out = self._cold_fallback(users, items)  # (N,)
         warm = np.flatnonzero((users < self.n_users_) & (items < self.n_items_))
         if len(warm):
-            dev = self._module_device()
+            dev = self._device()
             with torch.no_grad():
                 for lo in range(0, len(warm), _PREDICT_BATCH):  # a loop over pair chunks
                     idx = warm[lo:lo + _PREDICT_BATCH]

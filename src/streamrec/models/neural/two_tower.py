@@ -171,9 +171,9 @@ class TwoTower(TorchRecommender):
         Learn an id embedding per user and item (False: features only).
     use_side : bool
         Use the side features given to ``fit`` (False: ignore them, ids only).
-    epochs, batch_size, lr, weight_decay, patience, eval_every, device, amp,
-    progress :
-        Trainer settings (:class:`~streamrec.models.neural.trainer.TrainConfig`).
+    **train :
+        Trainer settings (:class:`~streamrec.models.neural.trainer.TrainConfig` fields);
+        defaults in ``train_defaults``.
     """
 
     #: the benchmark runner passes ``side=side_features(dataset, split)`` to ``fit``
@@ -183,36 +183,16 @@ class TwoTower(TorchRecommender):
         "temperature": [0.05, 0.1, 0.2],
         "lr": [1e-3, 3e-3],
     }
+    train_defaults: ClassVar[dict[str, Any]] = {"epochs": 200, "batch_size": 1024,
+                                                "patience": 10, "eval_every": 2}
 
     def __init__(self, factors: int = 64, hidden: tuple[int, ...] = (), dropout: float = 0.0,
                  normalize: bool = True, temperature: float = 0.1, loss: str = "softmax",
                  logq: bool = True, negatives: int = 1, sampler: str = "uniform",
                  alpha: float = 0.75, hard_candidates: int = 16, use_ids: bool = True,
-                 use_side: bool = True, epochs: int = 200, batch_size: int = 1024,
-                 lr: float = 1e-3, weight_decay: float = 0.0, patience: int = 10,
-                 eval_every: int = 2, device: str = "auto", amp: str = "auto", progress: bool = False) -> None:
-        self.factors = factors
-        self.hidden = hidden
-        self.dropout = dropout
-        self.normalize = normalize
-        self.temperature = temperature
-        self.loss = loss
-        self.logq = logq
-        self.negatives = negatives
-        self.sampler = sampler
-        self.alpha = alpha
-        self.hard_candidates = hard_candidates
-        self.use_ids = use_ids
-        self.use_side = use_side
-        self.epochs = epochs
-        self.batch_size = batch_size
-        self.lr = lr
-        self.weight_decay = weight_decay
-        self.patience = patience
-        self.eval_every = eval_every
-        self.device = device
-        self.amp = amp
-        self.progress = progress
+                 use_side: bool = True, **train: Any) -> None:
+        self._set_params(locals())
+        super().__init__(**train)
 
     # ------------------------------------------------------------------ module
     def _build_module(self) -> nn.Module:
@@ -274,7 +254,7 @@ class TwoTower(TorchRecommender):
                                   hard_candidates=self.hard_candidates,
                                   allow_positives=self.loss == "sampled_softmax")
         self.logq_ = self._log_q(x, sampler)
-        bs, n_neg = self.batch_size, self.negatives
+        bs, n_neg = self.train_config.batch_size, self.negatives
 
         def batches(epoch: int) -> list[tuple[Tensor, ...]]:
             order = torch.from_numpy(gen.permutation(len(users_np)))

@@ -24,7 +24,7 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Sequence
-from typing import Self
+from typing import Any, ClassVar, Self
 
 import numpy as np
 import torch
@@ -34,7 +34,7 @@ from streamrec.data.interactions import Interactions
 from streamrec.models._history import check_items, check_users
 from streamrec.models.base import Recommender
 from streamrec.models.neural.base import TorchRecommender
-from streamrec.models.neural.trainer import resolve_device, torch_generator
+from streamrec.models.neural.trainer import torch_generator
 
 __all__ = [
     "LOSSES",
@@ -320,9 +320,28 @@ class TorchSequentialRecommender(SequentialRecommender, TorchRecommender):
 
     The module (see :class:`NextItemModule`) has ``loss((x, y))`` and ``score_all(x)``;
     subclasses implement ``_build_module`` and may override :meth:`_batches`.
+
+    Parameters
+    ----------
+    max_len : int
+        Items of history used (the latest ones).
+    loss : {"ce", "bce", "sampled", "gbce"}
+        See :class:`NextItemModule` (``"ce"``: full cross-entropy over the catalogue).
+    n_negatives : int
+        For the sampled losses.
+    **train :
+        Trainer settings (:class:`~streamrec.models.neural.trainer.TrainConfig` fields;
+        defaults in each class's ``train_defaults``; gradients are clipped to norm 5).
     """
 
-    batch_size: int
+    #: models without dropout (the subclasses here all have a ``dropout`` hyperparameter)
+    dropout: float = 0.0
+    train_defaults: ClassVar[dict[str, Any]] = {"clip_norm": 5.0}
+
+    def __init__(self, max_len: int = 50, loss: str = "ce", n_negatives: int = 256,
+                 **train: Any) -> None:
+        self._set_params(locals())
+        super().__init__(**train)
 
     def fit(self, train: Interactions, *, valid: Interactions | None = None,
             rng: np.random.Generator | int | None = None) -> Self:
@@ -335,9 +354,9 @@ class TorchSequentialRecommender(SequentialRecommender, TorchRecommender):
         name = type(self).__name__
         if int(self.max_len) < 1:
             raise ValueError(f"{name}: max_len must be >= 1, got {self.max_len}")
-        if not 0.0 <= float(getattr(self, "dropout", 0.0)) < 1.0:
+        if not 0.0 <= float(self.dropout) < 1.0:
             raise ValueError(f"{name}: dropout must lie in [0, 1), got {self.dropout}")
-        if getattr(self, "loss", "ce") not in LOSSES:
+        if self.loss not in LOSSES:
             raise ValueError(f"{name}: loss must be one of {', '.join(LOSSES)} (got {self.loss!r})")
         gen, seed = self._start_fit(train, rng)
         self._set_history(train)
@@ -349,7 +368,8 @@ class TorchSequentialRecommender(SequentialRecommender, TorchRecommender):
         return self
 
     def _batches(self, windows: SequenceWindows, gen: torch.Generator) -> list[tuple[Tensor, Tensor]]:
-        return [windows.batch(idx) for idx in windows.batch_indices(int(self.batch_size), gen)]
+        size = self.train_config.batch_size
+        return [windows.batch(idx) for idx in windows.batch_indices(size, gen)]
 
     def _valid_ndcg(self, valid: Interactions, train: Interactions) -> Callable[[], float]:
         known = valid.users < train.n_users
@@ -371,9 +391,6 @@ class TorchSequentialRecommender(SequentialRecommender, TorchRecommender):
         with torch.no_grad():
             s = self.module_.score_all(torch.from_numpy(x).to(self._device()))
         return s.float().cpu().numpy()
-
-    def _device(self) -> torch.device:
-        return getattr(self, "device_", None) or resolve_device(self._device_param())
 
     def rank_next_items(self, sessions: Interactions, k: int, *, min_prefix: int = 1,
                         batch_size: int = 256) -> np.ndarray | None:

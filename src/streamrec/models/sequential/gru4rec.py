@@ -47,13 +47,9 @@ class GRU4Rec(TorchSequentialRecommender):
     layers : int
     dropout : float
         On the input embeddings (and between GRU layers).
-    max_len : int
-        Items of history used (the latest ones).
-    loss : {"ce", "bce", "sampled", "gbce"}
-    n_negatives : int
-    epochs, batch_size, lr, weight_decay, clip_norm, patience, eval_every, device, amp,
-    progress :
-        Trainer settings; a batch is ``batch_size`` sequences.
+    max_len, loss, n_negatives, **train :
+        See :class:`~streamrec.models.sequential.base.TorchSequentialRecommender`; a batch
+        is ``batch_size`` sequences.
     """
 
     # lr 3e-3: on synthetic-sessions:users=4000,items=1000 after 6 epochs, hit@10 0.371
@@ -63,30 +59,12 @@ class GRU4Rec(TorchSequentialRecommender):
         "dropout": [0.1, 0.3, 0.5],
         "hidden": [64, 128],
     }
+    train_defaults: ClassVar[dict[str, Any]] = {"batch_size": 256, "lr": 3e-3}
 
     def __init__(self, embed: int = 64, hidden: int = 128, layers: int = 1,
-                 dropout: float = 0.3, max_len: int = 50, loss: str = "ce",
-                 n_negatives: int = 256, epochs: int = 100, batch_size: int = 256,
-                 lr: float = 3e-3, weight_decay: float = 0.0, clip_norm: float | None = 5.0,
-                 patience: int = 5, eval_every: int = 1, device: str = "auto",
-                 amp: str = "auto", progress: bool = False) -> None:
-        self.embed = embed
-        self.hidden = hidden
-        self.layers = layers
-        self.dropout = dropout
-        self.max_len = max_len
-        self.loss = loss
-        self.n_negatives = n_negatives
-        self.epochs = epochs
-        self.batch_size = batch_size
-        self.lr = lr
-        self.weight_decay = weight_decay
-        self.clip_norm = clip_norm
-        self.patience = patience
-        self.eval_every = eval_every
-        self.device = device
-        self.amp = amp
-        self.progress = progress
+                 dropout: float = 0.3, **kwargs: Any) -> None:
+        self._set_params(locals())
+        super().__init__(**kwargs)
 
     def _build_module(self) -> nn.Module:
         return _GRU4RecModule(self.n_items_, self.embed, self.hidden, self.layers,

@@ -71,17 +71,11 @@ class LSTMAttention(TorchSequentialRecommender):
         On embeddings, between LSTM layers and on the pooled context (0.3).
     attn : int
         Width of the additive attention's hidden layer.
-    max_len : int
-        Items of history used (the latest ones).
-    loss : {"ce", "bce", "sampled", "gbce"}
-        See :class:`~streamrec.models.sequential.base.NextItemModule`.
-    n_negatives : int
-        For the sampled losses.
-    epochs, batch_size, lr, weight_decay, clip_norm, patience, eval_every, device, amp,
-    progress :
-        Trainer settings; a batch is ``batch_size`` sequences (all their prefixes). ``lr``
-        is 1e-2: at 1e-3 this model sits on the popularity plateau for many epochs on the
-        case-study world (valid NDCG@10 0.04 after 8 epochs, against 0.15 at 1e-2).
+    max_len, loss, n_negatives, **train :
+        See :class:`~streamrec.models.sequential.base.TorchSequentialRecommender`; a batch
+        is ``batch_size`` sequences (all their prefixes). ``lr`` is 1e-2: at 1e-3 this
+        model sits on the popularity plateau for many epochs on the case-study world (valid
+        NDCG@10 0.04 after 8 epochs, against 0.15 at 1e-2).
     """
 
     search_space: ClassVar[dict[str, list[Any]]] = {
@@ -89,31 +83,12 @@ class LSTMAttention(TorchSequentialRecommender):
         "dropout": [0.2, 0.3, 0.5],
         "weight_decay": [0.0, 1e-6],
     }
+    train_defaults: ClassVar[dict[str, Any]] = {"batch_size": 256, "lr": 1e-2, "patience": 3}
 
     def __init__(self, embed: int = 64, hidden: int = 128, layers: int = 2,
-                 dropout: float = 0.3, attn: int = 64, max_len: int = 50, loss: str = "ce",
-                 n_negatives: int = 256, epochs: int = 100, batch_size: int = 256,
-                 lr: float = 1e-2, weight_decay: float = 0.0, clip_norm: float | None = 5.0,
-                 patience: int = 3, eval_every: int = 1, device: str = "auto",
-                 amp: str = "auto", progress: bool = False) -> None:
-        self.embed = embed
-        self.hidden = hidden
-        self.layers = layers
-        self.dropout = dropout
-        self.attn = attn
-        self.max_len = max_len
-        self.loss = loss
-        self.n_negatives = n_negatives
-        self.epochs = epochs
-        self.batch_size = batch_size
-        self.lr = lr
-        self.weight_decay = weight_decay
-        self.clip_norm = clip_norm
-        self.patience = patience
-        self.eval_every = eval_every
-        self.device = device
-        self.amp = amp
-        self.progress = progress
+                 dropout: float = 0.3, attn: int = 64, **kwargs: Any) -> None:
+        self._set_params(locals())
+        super().__init__(**kwargs)
 
     def _build_module(self) -> nn.Module:
         return _LSTMAttentionModule(self.n_items_, self.embed, self.hidden, self.layers,

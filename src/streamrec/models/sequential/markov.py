@@ -49,9 +49,7 @@ class Markov(SequentialRecommender):
     stochastic: ClassVar[bool] = False
 
     def __init__(self, window: int = 1, decay: float = 0.0, max_len: int = 5) -> None:
-        self.window = window
-        self.decay = decay
-        self.max_len = max_len
+        self._set_params(locals())
 
     def fit(self, train: Interactions, *, valid: Interactions | None = None,
             rng: np.random.Generator | int | None = None) -> Self:

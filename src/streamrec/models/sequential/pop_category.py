@@ -40,7 +40,7 @@ class PopLastCategory(SequentialRecommender):
     stochastic: ClassVar[bool] = False
 
     def __init__(self, max_len: int = 1) -> None:
-        self.max_len = max_len
+        self._set_params(locals())
 
     def fit(self, train: Interactions, *, valid: Interactions | None = None,
             rng: np.random.Generator | int | None = None,

@@ -87,17 +87,12 @@ class SASRec(TorchSequentialRecommender):
         Dropout on the attention weights (the original uses ``dropout`` there too). Off by
         default: on CPU it makes PyTorch fall back from fused to unfused attention, about
         6x slower, for no measured gain here.
-    max_len : int
-        Items of history used (200 on ML-1M).
-    loss : {"ce", "bce", "sampled", "gbce"}
-        ``"ce"`` (default): full cross-entropy; ``"bce"``: the original one-negative BCE.
-    n_negatives : int
-        For ``"sampled"`` and ``"gbce"``.
     gbce_t : float
         gBCE calibration ``t`` (gSASRec: 0.75).
-    epochs, batch_size, lr, weight_decay, clip_norm, patience, eval_every, device, amp,
-    progress :
-        Trainer settings; a batch is ``batch_size`` sequence windows.
+    max_len, loss, n_negatives, **train :
+        See :class:`~streamrec.models.sequential.base.TorchSequentialRecommender`
+        (``max_len``: 200 on ML-1M; ``loss="bce"``: the original one-negative BCE); a batch
+        is ``batch_size`` sequence windows.
     """
 
     search_space: ClassVar[dict[str, list[Any]]] = {
@@ -105,32 +100,12 @@ class SASRec(TorchSequentialRecommender):
         "dropout": [0.1, 0.2, 0.3, 0.5],
         "blocks": [1, 2],
     }
+    train_defaults: ClassVar[dict[str, Any]] = {"epochs": 200, "batch_size": 128}
 
     def __init__(self, dim: int = 64, blocks: int = 2, heads: int = 1, dropout: float = 0.2,
-                 attn_dropout: float = 0.0, max_len: int = 50, loss: str = "ce", n_negatives: int = 256,
-                 gbce_t: float = 0.75, epochs: int = 200, batch_size: int = 128,
-                 lr: float = 1e-3, weight_decay: float = 0.0, clip_norm: float | None = 5.0,
-                 patience: int = 5, eval_every: int = 1, device: str = "auto",
-                 amp: str = "auto", progress: bool = False) -> None:
-        self.dim = dim
-        self.blocks = blocks
-        self.heads = heads
-        self.dropout = dropout
-        self.attn_dropout = attn_dropout
-        self.max_len = max_len
-        self.loss = loss
-        self.n_negatives = n_negatives
-        self.gbce_t = gbce_t
-        self.epochs = epochs
-        self.batch_size = batch_size
-        self.lr = lr
-        self.weight_decay = weight_decay
-        self.clip_norm = clip_norm
-        self.patience = patience
-        self.eval_every = eval_every
-        self.device = device
-        self.amp = amp
-        self.progress = progress
+                 attn_dropout: float = 0.0, gbce_t: float = 0.75, **kwargs: Any) -> None:
+        self._set_params(locals())
+        super().__init__(**kwargs)
 
     def _build_module(self) -> nn.Module:
         return _SASRecModule(self.n_items_, self.dim, self.max_len, self.blocks, self.heads,
