@@ -60,6 +60,10 @@ class RecModule(Protocol):
 class TrainConfig:
     """How to train.
 
+    Every field is also a flat hyperparameter of every torch model, ranking, sequence and
+    click alike (``create("bprmf", min_delta=0.01)``, ``--params '{"mlp": {"lr": 0.01}}'``,
+    a manifest's ``"params"``): a field added here needs no other change.
+
     Attributes
     ----------
     epochs : int
@@ -87,7 +91,8 @@ class TrainConfig:
     eval_every : int
         Epochs between validations.
     min_delta : float
-        Improvement needed to count as better.
+        Improvement of the validation value needed to count as better (>= 0): with
+        ``patience``, stop once the gains stay this small.
     device : str
         ``"auto"`` (CUDA when present, else CPU), ``"cpu"``, ``"cuda"``, ``"cuda:1"``...
     amp : {"auto", "bf16", "off"}
@@ -129,8 +134,9 @@ class TrainConfig:
             raise ValueError("epochs, batch_size and eval_every must be >= 1")
         if not self.lr > 0:
             raise ValueError(f"lr must be > 0, got {self.lr}")
-        if self.patience < 0 or self.warmup_epochs < 0 or self.weight_decay < 0:
-            raise ValueError("patience, warmup_epochs and weight_decay must be >= 0")
+        if (self.patience < 0 or self.warmup_epochs < 0 or self.weight_decay < 0
+                or self.min_delta < 0):
+            raise ValueError("patience, warmup_epochs, weight_decay and min_delta must be >= 0")
 
 
 @dataclass
