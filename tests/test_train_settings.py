@@ -121,3 +121,57 @@ def test_get_params_skips_variadic_parameters_and_follows_forwarded_kwargs():
 
 def test_train_config_is_the_one_settings_dataclass():
     assert train_setting_names() == tuple(f.name for f in dataclasses.fields(TrainConfig))
+
+
+# ---------------------------------------------------------------------------- min_delta
+def test_min_delta_reaches_the_train_config_of_ranking_and_click_models():
+    assert create("mlp", kind="ctr", min_delta=0.01).train_config.min_delta == 0.01
+    assert create("bprmf", min_delta=0.01).train_config.min_delta == 0.01
+    assert create("bprmf").train_config.min_delta == 0.0
+
+
+def _spy_trainer(monkeypatch) -> list[TrainConfig]:
+    """Record the config of every Trainer.fit call."""
+    from streamrec.models.neural import trainer as trainer_mod
+
+    seen: list[TrainConfig] = []
+    real = trainer_mod.Trainer.fit
+
+    def fit(self, *args, **kwargs):
+        seen.append(self.config)
+        return real(self, *args, **kwargs)
+
+    monkeypatch.setattr(trainer_mod.Trainer, "fit", fit)
+    return seen
+
+
+def test_min_delta_flows_from_benchmark_params_to_the_trainer(monkeypatch):
+    """The CLI hands ``--params '{"bprmf": {"min_delta": 0.01}}'`` to BenchmarkConfig.params,
+    which run_benchmark passes to create."""
+    from streamrec.data.clean import CleanConfig
+    from streamrec.data.pipeline import prepare
+    from streamrec.data.splits import temporal_user
+    from streamrec.eval.benchmark import BenchmarkConfig, run_benchmark
+
+    seen = _spy_trainer(monkeypatch)
+    prep = prepare("synthetic:users=120,items=60,days=8,seed=3", on_bad_rows="quarantine",
+                   clean=CleanConfig(keep_events=("play", "like")))
+    split = temporal_user(prep.dataset)
+    params = {"bprmf": {"min_delta": 0.01, "epochs": 2, "factors": 4}}
+    res = run_benchmark(split, BenchmarkConfig(models=("bprmf",), seeds=1, ks=(10,),
+                                               params=params), protocol="temporal_user")
+    assert res.runs[0].params["min_delta"] == 0.01
+    assert [c.min_delta for c in seen] == [0.01]
+
+
+def test_min_delta_flows_from_ctr_benchmark_params_to_the_trainer(monkeypatch):
+    from streamrec.eval.benchmark import BenchmarkConfig
+    from streamrec.eval.ctr import run_ctr_benchmark
+    from streamrec.testing.ctr_conformance import tiny_ctr_data
+
+    seen = _spy_trainer(monkeypatch)
+    cfg = BenchmarkConfig(models=("mlp",), seeds=1,
+                          params={"mlp": {"min_delta": 0.01, "epochs": 2, "hidden": (8,)}})
+    res = run_ctr_benchmark(tiny_ctr_data(), cfg, protocol="random")
+    assert res.runs[0].params["min_delta"] == 0.01
+    assert [c.min_delta for c in seen] == [0.01]
