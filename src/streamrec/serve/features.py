@@ -33,6 +33,7 @@ import polars as pl
 import scipy.sparse as sp
 
 from streamrec.features.streamrec import DAY, FEATURES, FeatureConfig
+from streamrec.serve.feature_formulas import NO_TIME, SlateCounters, UserCounters, slate_features
 from streamrec.serve.ids import IdIndex
 
 __all__ = ["EVENT_TYPES", "POSITIVE_EVENTS", "FeatureState"]
@@ -46,7 +47,7 @@ _POSITIVE_CODES = np.array([EVENT_TYPES.index(e) for e in POSITIVE_EVENTS])
 HOUR = 3600
 #: hourly play buckets kept per item (the long trending window plus the current hour)
 N_HOURS = 7 * 24 + 1
-_NO_TIME = np.iinfo(np.int64).min
+_NO_TIME = NO_TIME
 _USER_COUNTERS = ("n_ev", "n_sess", "n_days", "gap_sum", "n_play", "s_nlogn")
 _ITEM_COUNTERS = ("imp", "click", "play", "comp")
 
@@ -88,6 +89,18 @@ class FeatureState:
     recent_len, click_len : int
         Lengths of the per-user positive-item and click histories.
     """
+
+    # the float64 counters named in _USER_COUNTERS / _ITEM_COUNTERS (set by _alloc_*)
+    u_n_ev: np.ndarray
+    u_n_sess: np.ndarray
+    u_n_days: np.ndarray
+    u_gap_sum: np.ndarray
+    u_n_play: np.ndarray
+    u_s_nlogn: np.ndarray
+    i_imp: np.ndarray
+    i_click: np.ndarray
+    i_play: np.ndarray
+    i_comp: np.ndarray
 
     def __init__(self, config: FeatureConfig | None = None, *, recent_len: int = 50,
                  click_len: int = 20) -> None:
@@ -442,71 +455,38 @@ class FeatureState:
             features -> str or None, ``"history"`` -> the user's clicked item rows (oldest
             first).
         """
-        cfg = self.config
         items = np.asarray(items, dtype=np.int64)
-        c = len(items)
         with self.lock:
-            known = 0 <= user_row < len(self.users)
-            r = user_row if known else 0
+            counters = self._slate_counters(user_row, items, now)
+        return slate_features(counters, self.config, now, n_categories=self.n_categories,
+                              platform=platform, collaborative=collaborative)
 
-            def uget(arr: np.ndarray) -> float:
-                return float(arr[r]) if known else 0.0
-
-            n_ev, n_sess, n_days = uget(self.u_n_ev), uget(self.u_n_sess), uget(self.u_n_days)
-            gap_sum, n_play, s_nlogn = (uget(self.u_gap_sum), uget(self.u_n_play),
-                                        uget(self.u_s_nlogn))
-            last_t = int(self.u_last_t[r]) if known else _NO_TIME
-            signup = int(self.u_signup[r]) if known else _NO_TIME
-            tier = self.tiers[int(self.u_tier[r])] if known else None
-            uplat = self.platforms[int(self.u_platform[r])] if known else None
-            cat = self.i_cat[items].astype(np.int64)
-            uc = (self.uc[r, cat].astype(np.float64) if known
-                  else np.zeros((c, 3), np.float64))
-            imp_i, click_i = self.i_imp[items], self.i_click[items]
-            play_i, comp_i = self.i_play[items], self.i_comp[items]
-            cr = self.i_creator[items]
-            imp_c, click_c = self.creator_imp[cr], self.creator_click[cr]
-            length, release = self.i_length[items], self.i_release[items]
-            trending = self.trending(items, now)
-            hist = self.history(user_row, clicks=True) if known else np.zeros(0, np.int64)
-        w_i, w_u, w_c = cfg.item_prior_weight, cfg.user_prior_weight, cfg.category_prior_weight
-        if n_play > 0:
-            diversity = max(np.log(max(n_play, 1.0)) - s_nlogn / max(n_play, 1.0), 0.0)
+    def _slate_counters(self, user_row: int, items: np.ndarray, now: int) -> SlateCounters:
+        """The counters behind the features of one user and a slate (under the lock)."""
+        known = 0 <= user_row < len(self.users)
+        r = user_row if known else 0
+        cat = self.i_cat[items].astype(np.int64)
+        cr = self.i_creator[items]
+        if known:
+            user = UserCounters(
+                n_ev=float(self.u_n_ev[r]), n_sess=float(self.u_n_sess[r]),
+                n_days=float(self.u_n_days[r]), gap_sum=float(self.u_gap_sum[r]),
+                n_play=float(self.u_n_play[r]), s_nlogn=float(self.u_s_nlogn[r]),
+                last_t=int(self.u_last_t[r]), signup=int(self.u_signup[r]),
+                tier=self.tiers[int(self.u_tier[r])],
+                platform=self.platforms[int(self.u_platform[r])])
+            uc = self.uc[r, cat].astype(np.float64)
+            hist = self.history(user_row, clicks=True)
         else:
-            diversity = 0.0
-        tenure_s = max(now - signup, 0) if signup != _NO_TIME else None
-        if last_t != _NO_TIME:
-            recency = float(np.log1p(max(now - last_t, 0)))
-        else:
-            recency = np.nan if tenure_s is None else float(np.log1p(tenure_s))
-        angle = 2.0 * np.pi * (now % DAY) / DAY
-        full = np.full
-        return {
-            "user_activity_level": full(c, n_ev / max(n_days, 1.0)),
-            "user_session_count": full(c, n_sess),
-            "user_avg_session_length": full(c, gap_sum / max(n_sess, 1.0) / 60.0),
-            "user_content_diversity": full(c, diversity),
-            "user_recency": full(c, recency),
-            "user_subscription_tier": tier,
-            "user_platform": platform or uplat,
-            "user_tenure_days": full(c, np.nan if tenure_s is None else tenure_s / DAY),
-            "item_popularity": np.log1p(play_i),
-            "item_freshness": np.where(release != _NO_TIME,
-                                       np.maximum(now - release, 0) / DAY, np.nan),
-            "item_creator_reputation": np.where(cr > 0, (click_c + w_i * cfg.prior_ctr)
-                                                / (imp_c + w_i), cfg.prior_ctr),
-            "item_length_minutes": length / 60.0,
-            "item_engagement_rate": (click_i + w_i * cfg.prior_ctr) / (imp_i + w_i),
-            "item_completion_rate": (comp_i + w_i * cfg.prior_completion) / (play_i + w_i),
-            "item_trending_score": trending,
-            "category_match": (uc[:, 2] + w_c / self.n_categories) / (n_play + w_c),
-            "time_of_day_sin": full(c, np.sin(angle)),
-            "time_of_day_cos": full(c, np.cos(angle)),
-            "historical_ctr_user_category": (uc[:, 1] + w_u * cfg.prior_ctr) / (uc[:, 0] + w_u),
-            "collaborative_score": (np.zeros(c) if collaborative is None
-                                    else np.asarray(collaborative, np.float64)),
-            "history": hist,
-        }
+            user = UserCounters()
+            uc = np.zeros((len(items), 3), np.float64)
+            hist = np.zeros(0, np.int64)
+        return SlateCounters(
+            user=user, user_category=uc, imp=self.i_imp[items], click=self.i_click[items],
+            play=self.i_play[items], comp=self.i_comp[items], creator=cr,
+            creator_imp=self.creator_imp[cr], creator_click=self.creator_click[cr],
+            length=self.i_length[items], release=self.i_release[items],
+            trending=self.trending(items, now), history=hist)
 
     def features(self, user_row: int, items: np.ndarray, now: int, *,
                  platform: str | None = None, collaborative: np.ndarray | None = None,
