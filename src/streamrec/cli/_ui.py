@@ -1,11 +1,15 @@
-"""Console helpers shared by the CLI commands: progress bars and tables (rich)."""
+"""Console helpers shared by the CLI commands: progress bars, tables and the one way a
+command refuses its input (:func:`fail`)."""
 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from typing import NoReturn
 
+import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import (
     BarColumn,
     MofNCompleteColumn,
@@ -22,6 +26,13 @@ err_console = Console(stderr=True)
 for _c in (console, err_console):
     if not _c.is_terminal:  # pipes, files, CI logs: rich's 80-column default wraps tables
         _c.width = max(_c.width, 160)
+
+
+def fail(message: str, *, label: str = "error", code: int = 2) -> NoReturn:
+    """Print ``LABEL: MESSAGE`` on stderr and exit with ``code`` (2: bad input or a refused
+    request; the message is plain text, escaped here so that brackets in paths survive)."""
+    err_console.print(f"[bold red]{label}:[/] {escape(message)}", soft_wrap=True, highlight=False)
+    raise typer.Exit(code) from None
 
 
 @contextmanager

@@ -7,10 +7,9 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.markup import escape
 from rich.table import Table
 
-from streamrec.cli._ui import console, err_console, kv_table, progress_bar, spinner
+from streamrec.cli._ui import console, fail, kv_table, progress_bar, spinner
 
 features_app = typer.Typer(
     help="The 20 point-in-time StreamRec click features (user, item, context, "
@@ -69,9 +68,7 @@ def rank(
             ranking = rank_features(X, y, FEATURES, discrete_mask=discrete, seed=seed,
                                     max_rows=max_rows)
     except (SpecError, ValueError) as exc:
-        err_console.print(f"[bold red]error:[/] {escape(str(exc))}", soft_wrap=True,
-                          highlight=False)
-        raise typer.Exit(2) from exc
+        fail(str(exc))
 
     is_discrete = dict(zip(FEATURES, discrete.tolist(), strict=True))
     table = Table(title=f"features by mutual information with the click ({data})",
@@ -80,7 +77,7 @@ def rank(
     table.add_column("feature", style="cyan")
     table.add_column("MI (nats)", justify="right")
     table.add_column("kind")
-    for k, (name, mi) in enumerate(ranking[:top], start=1):  # a loop over shown features
+    for k, (name, mi) in enumerate(ranking[:top], start=1):
         table.add_row(str(k), name, f"{mi:.4f}", "categorical" if is_discrete[name] else "numeric")
     console.print(table)
     rows = [("impressions ranked", frame.height), ("click rate", float(frame["label"].mean())),

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, NoReturn
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.markup import escape
 from rich.table import Table
 
-from streamrec.cli._ui import console, err_console, fmt
+from streamrec.cli._ui import console, fail, fmt
 
 if TYPE_CHECKING:
     from streamrec.serve.registry import ModelRegistry, ModelVersion
@@ -29,12 +29,6 @@ AliasOpt = Annotated[str, typer.Option("--alias", "-a", help="alias to move")]
 NameArg = Annotated[str, typer.Argument(help="model name in the registry")]
 RefArg = Annotated[str, typer.Argument(
     help="an alias (production, staging, ...), a version (v3) or 'latest'")]
-
-
-def _fail(exc: Exception, label: str = "error", code: int = 2) -> NoReturn:
-    err_console.print(f"[bold red]{label}:[/] {escape(str(exc))}", soft_wrap=True,
-                      highlight=False)
-    raise typer.Exit(code) from None
 
 
 def _label(exc: Exception) -> str:
@@ -77,8 +71,8 @@ def list_(
     from streamrec.serve.registry import RegistryError
 
     if not registry.is_dir():
-        _fail(RegistryError(f"{registry}: no such registry directory; register a model first "
-                            "(ModelRegistry(DIR).register(NAME, SAVED_MODEL_DIR))"))
+        fail(f"{registry}: no such registry directory; register a model first "
+             "(ModelRegistry(DIR).register(NAME, SAVED_MODEL_DIR))")
     reg = _open(registry)
     try:
         names = [name] if name is not None else reg.names()
@@ -89,7 +83,7 @@ def list_(
                 by_version.setdefault(version, []).append(alias)
             rows += [(mv, by_version.get(mv.version, [])) for mv in reg.versions(n)]
     except RegistryError as exc:
-        _fail(exc)
+        fail(str(exc))
     if not rows:
         console.print(f"no models registered in {escape(str(registry))}")
         return
@@ -111,7 +105,7 @@ def show(name: NameArg, ref: RefArg = "production", *, registry: RegistryOpt) ->
     try:
         mv = _open(registry).resolve(name, ref)
     except RegistryError as exc:
-        _fail(exc)
+        fail(str(exc))
     typer.echo(json.dumps(mv.manifest, indent=2, sort_keys=True))
 
 
@@ -128,9 +122,9 @@ def verify(name: NameArg, ref: RefArg = "production", *, registry: RegistryOpt) 
         mv = reg.resolve(name, ref)
         reg.verify(mv)
     except TamperedArtifactError as exc:
-        _fail(exc, "tampered", code=1)
+        fail(str(exc), label="tampered", code=1)
     except RegistryError as exc:
-        _fail(exc)
+        fail(str(exc))
     n_files = len(mv.manifest.get("files") or {})
     console.print(f"[green]ok[/] {escape(name)} {mv.version}: {n_files} file(s) match their "
                   "sha256", highlight=False)
@@ -148,7 +142,7 @@ def promote(name: NameArg, version: Annotated[str, typer.Argument(help="version,
     try:
         previous = _open(registry).promote(name, version, alias, load=load_entry)
     except RegistryError as exc:
-        _fail(exc, _label(exc))
+        fail(str(exc), label=_label(exc))
     console.print(f"{escape(name)} {escape(alias)}: {previous or '(unset)'} -> {version}",
                   highlight=False)
 
@@ -165,6 +159,6 @@ def rollback(name: NameArg, *, registry: RegistryOpt, alias: AliasOpt = "product
         current = reg.aliases(name).get(alias)
         target = reg.rollback(name, alias, load=load_entry)
     except RegistryError as exc:
-        _fail(exc, _label(exc))
+        fail(str(exc), label=_label(exc))
     console.print(f"{escape(name)} {escape(alias)}: {current} -> {target} (rolled back)",
                   highlight=False)

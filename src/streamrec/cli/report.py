@@ -12,7 +12,7 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
-from streamrec.cli._ui import console, err_console, kv_table, progress_bar
+from streamrec.cli._ui import console, fail, kv_table, progress_bar
 
 report_app = typer.Typer(
     help="Case-study reports: train the models, measure them, write report.md with PNG charts "
@@ -103,9 +103,7 @@ def ctr(
         grid = _hidden(hidden)
         clicks = generate_clicks(click_config_from_options(spec.options))
     except (SpecError, ValueError) as exc:
-        err_console.print(f"[bold red]error:[/] {escape(str(exc))}", soft_wrap=True,
-                          highlight=False)
-        raise typer.Exit(2) from exc
+        fail(str(exc))
 
     start = time.perf_counter()
     with progress_bar("fitting") as cb:
@@ -131,7 +129,7 @@ def _summary_table(doc: dict, data: str) -> Table:
     for col in ("AUC", "LogLoss", "AP", "ECE", "gap share", "DeLong p vs LR"):
         table.add_column(col, justify="right")
     ps = [r["p_value"] for r in doc["delong_mlp_vs_logistic"]]
-    for name, m in doc["models"].items():  # a loop over models
+    for name, m in doc["models"].items():
         p = "–" if name != "mlp" else (f"{max(ps):.2g}" if max(ps) >= 1e-4 else "<1e-4")
         table.add_row(name, *(_cell(m[k]) for k in ("auc", "logloss", "ap", "ece")),
                       _cell(m["gap_share"], 3), p)

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Annotated, NoReturn
+from typing import Annotated
 
 import typer
 from rich.markup import escape
 
-from streamrec.cli._ui import console, err_console
+from streamrec.cli._ui import console, fail
 
 __all__ = ["demo", "serve"]
 
@@ -49,8 +49,8 @@ def serve(
     from streamrec.serve.settings import Settings
 
     if not (registry / "ranker").exists():
-        _fail(f"{escape(str(registry))} holds no serving models; run `streamrec quickstart "
-              "--workdir DIR` and serve DIR/registry")
+        fail(f"{registry} holds no serving models; run `streamrec quickstart --workdir DIR` "
+             "and serve DIR/registry")
     overrides: dict[str, object] = {"registry": registry, "port": port, "host": host}
     if queue_url:
         overrides["queue_url"] = queue_url
@@ -58,27 +58,22 @@ def serve(
         try:
             overrides["admin_token"] = admin_token_file.read_text().strip()
         except OSError as exc:
-            _fail(f"cannot read the admin token file {escape(str(admin_token_file))}: "
-                  f"{escape(exc.strerror or str(exc))}")
+            fail(f"cannot read the admin token file {admin_token_file}: "
+                 f"{exc.strerror or exc}")
     try:
         settings = Settings(_env_file=settings_file, **overrides) if settings_file else Settings(
             **overrides)
     except ValidationError as exc:
         first = exc.errors()[0]
         where = ".".join(str(x) for x in first.get("loc", ())) or "settings"
-        _fail(f"bad setting {escape(where)}: {escape(first.get('msg', 'invalid'))}")
+        fail(f"bad setting {where}: {first.get('msg', 'invalid')}")
     app = create_app(settings)
     try:
         app.state.service.start()
     except StartupError as exc:
-        _fail(escape(str(exc)))
+        fail(str(exc))
     console.print(f"serving {registry} on http://{host}:{port}  (docs: /docs)")
     uvicorn.run(app, host=host, port=port, log_level=workers_log_level, access_log=access_log)
-
-
-def _fail(message: str) -> NoReturn:
-    err_console.print(f"[red]error:[/] {message}", soft_wrap=True, highlight=False)
-    raise typer.Exit(2)
 
 
 def demo(
@@ -97,14 +92,13 @@ def demo(
 
     registry = workdir / "registry"
     if not (registry / "ranker").exists():
-        _fail(f"no registry at {escape(str(registry))}; run "
-              f"`streamrec quickstart --workdir {escape(str(workdir))}` first")
+        fail(f"no registry at {registry}; run `streamrec quickstart --workdir {workdir}` first")
     import shutil
 
     state_dir = workdir / "service-demo"  # a fresh event log and queue every run
     shutil.rmtree(state_dir, ignore_errors=True)
     steps = walkthrough(registry, port=port, k=k, state_dir=state_dir)
-    for step in steps:  # a loop over the walk-through's steps
+    for step in steps:
         body = step.detail
         console.rule(f"{step.title}  [dim]{step.request} -> {step.status}[/]")
         if "items" in body and isinstance(body["items"], list) and body["items"] and \
