@@ -168,8 +168,8 @@ def plot_item_embeddings(vectors: np.ndarray, labels: np.ndarray | None, out: st
     panels = ((axes[0], p2, "PCA (explained variance " + ", ".join(f"{r:.0%}" for r in ratio)
                + ")"), (axes[1], t2, f"t-SNE (perplexity {tsne.perplexity:g})"))
     palette = _palette(len(order))
-    for ax, xy, name in panels:  # two panels
-        for k, label in enumerate(order):  # a loop over categories
+    for ax, xy, name in panels:
+        for k, label in enumerate(order):
             m = lab == label
             grey = label in (_OTHER, "?")
             ax.scatter(xy[m, 0], xy[m, 1], s=9, alpha=0.45 if grey else 0.8, linewidths=0,
@@ -391,7 +391,7 @@ def plot_attention(weights: np.ndarray, hist: np.ndarray, categories: np.ndarray
     r, col = np.nonzero(h >= 0)
     same = cats[r, col] == cats[r, -1]
     dark = w[r, col] < 0.6 * vmax  # light text on the dark end of viridis
-    for i in range(len(r)):  # a loop over the cells drawn (at most B * max_cols)
+    for i in range(len(r)):  # at most B * max_cols texts: cheap enough one by one
         code = cats[r[i], col[i]]
         ax.text(col[i], r[i], names[code] if 0 <= code < len(names) else "?", ha="center",
                 va="center", fontsize=7, fontweight="bold" if same[i] else "normal",
