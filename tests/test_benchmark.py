@@ -15,6 +15,7 @@ from streamrec.data.pipeline import prepare
 from streamrec.data.splits import temporal_user
 from streamrec.eval.benchmark import BenchmarkConfig, run_benchmark, search_points, tune_model
 from streamrec.eval.report import leaderboard, write_report
+from streamrec.models.registry import spec
 
 SPEC = "synthetic:users=300,items=120,days=12,seed=5"
 
@@ -56,9 +57,9 @@ def test_tune_seeds_average_the_valid_metric_of_stochastic_models(split, monkeyp
     fits = []
     real = bm._fit
 
-    def spy(name, params, train, valid, seed, *args):
-        fits.append((name, seed))
-        return real(name, params, train, valid, seed, *args)
+    def spy(spec, params, train, valid, seed, *args):
+        fits.append((spec.name, seed))
+        return real(spec, params, train, valid, seed, *args)
 
     monkeypatch.setattr(bm, "_fit", spy)
     cfg = BenchmarkConfig(models=("ials", "ease"), tune=True, max_trials=2, tune_seeds=3)
@@ -66,8 +67,8 @@ def test_tune_seeds_average_the_valid_metric_of_stochastic_models(split, monkeyp
     assert fits == [("ials", s) for _ in range(2) for s in range(3)]  # 2 points x 3 seeds
     # each trial's value is the mean of its three seeds' valid NDCG@10
     point = trials[1].params
-    each = [bm.evaluate_part(real("ials", point, split.train, split.valid, s)[0], split.valid,
-                             split, "temporal_user", cfg, exclude=[split.train])
+    each = [bm.evaluate_part(real(spec("ials"), point, split.train, split.valid, s)[0],
+                             split.valid, split, "temporal_user", cfg, exclude=[split.train])
             .means()["ndcg@10"] for s in range(3)]
     assert trials[1].valid == pytest.approx(np.mean(each))
     fits.clear()

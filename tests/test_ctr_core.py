@@ -355,9 +355,9 @@ def test_ctr_tuning_with_tune_seeds_averages_seeds(tmp_path: Path, monkeypatch):
     fits = []
     real = ctr_eval._ctr_fit
 
-    def spy(name, params, split, seed):
-        fits.append((name, seed))
-        return real(name, params, split, seed)
+    def spy(spec, params, split, seed):
+        fits.append((spec.name, seed))
+        return real(spec, params, split, seed)
 
     monkeypatch.setattr(ctr_eval, "_ctr_fit", spy)
     out = tmp_path / "tuned"

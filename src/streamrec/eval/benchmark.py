@@ -25,7 +25,8 @@ from streamrec.data.dataset import Dataset
 from streamrec.data.interactions import Interactions
 from streamrec.data.splits import Split
 from streamrec.eval.protocol import EvalResult, evaluate, evaluate_next_item
-from streamrec.models.registry import create, get_class
+from streamrec.models.registry import ModelSpec, create
+from streamrec.models.registry import spec as model_spec
 
 if TYPE_CHECKING:
     from streamrec.features.side import SideFeatures
@@ -193,7 +194,7 @@ def search_points(name: str, max_trials: int, rng: np.random.Generator,
     ``space`` (default: the model's declared ``search_space``), all of it when small enough,
     else a seeded random sample."""
     if space is None:
-        space = dict(getattr(get_class(name, kind), "search_space", {}) or {})
+        space = dict(model_spec(name, kind).search_space)
     points: list[dict[str, Any]] = [{}]
     if not space:
         return points
@@ -205,21 +206,15 @@ def search_points(name: str, max_trials: int, rng: np.random.Generator,
     return points + grid
 
 
-def _fit(name: str, params: dict[str, Any], train, valid, seed: int,
+def _fit(spec: ModelSpec, params: dict[str, Any], train, valid, seed: int,
          side: SideFeatures | None = None, item_categories: np.ndarray | None = None):
-    model = create(name, **params)
-    # models declaring ``uses_side_features`` get the split's user/item side features,
-    # those declaring ``uses_item_categories`` the category code of each item
-    extra: dict[str, Any] = {"side": side} if side is not None and _uses_side(name) else {}
-    if getattr(get_class(name), "uses_item_categories", False):
-        extra["item_categories"] = item_categories
+    """Fit ``spec``'s model on ``train``, handing ``fit`` the side features and item
+    categories when the model declares it uses them."""
+    model = spec.create(**params)
+    extra = spec.fit_kwargs(side=side, item_categories=item_categories)
     start = time.perf_counter()
     model.fit(train, valid=valid, rng=np.random.default_rng(seed), **extra)
     return model, time.perf_counter() - start
-
-
-def _uses_side(name: str) -> bool:
-    return bool(getattr(get_class(name), "uses_side_features", False))
 
 
 def evaluate_part(model, part: Interactions, split: Split, protocol: str, cfg: BenchmarkConfig,
@@ -249,19 +244,26 @@ def tune_model(name: str, split: Split, cfg: BenchmarkConfig,
     """Pick hyperparameters for ``name`` on valid (fit on train with seed 0, or the mean over
     seeds ``0 .. cfg.tune_seeds - 1`` for stochastic models; ``side``: the split's
     :class:`~streamrec.features.side.SideFeatures` for models that use them)."""
+    return _tune(model_spec(name), split, cfg, progress, side, item_categories, protocol)
+
+
+def _tune(spec: ModelSpec, split: Split, cfg: BenchmarkConfig, progress: Progress | None,
+          side: SideFeatures | None, item_categories: np.ndarray | None, protocol: str,
+          ) -> tuple[dict[str, Any], list[Trial]]:
+    name = spec.name
     fixed = cfg.params.get(name, {})
-    points = (search_points(name, cfg.max_trials, np.random.default_rng(0),
-                            space=cfg.grids.get(name)) if cfg.tune else [{}])
-    stochastic = bool(getattr(get_class(name), "stochastic", False))
-    tune_seeds = range(cfg.tune_seeds if stochastic else 1)
+    space = cfg.grids.get(name, dict(spec.search_space))
+    points = (search_points(name, cfg.max_trials, np.random.default_rng(0), space=space)
+              if cfg.tune else [{}])
+    tune_seeds = range(cfg.tune_seeds if spec.stochastic else 1)
     trials: list[Trial] = []
-    for i, point in enumerate(points):  # a loop over tuning points
+    for i, point in enumerate(points):
         params = {**point, **fixed}
         if len(points) > 1:
             values, secs = [], 0.0
-            for seed in tune_seeds:  # a loop over tuning seeds (1 unless asked)
+            for seed in tune_seeds:
                 # valid also drives early stopping here, as it does in the test fits
-                model, s = _fit(name, params, split.train, split.valid, seed, side,
+                model, s = _fit(spec, params, split.train, split.valid, seed, side,
                                 item_categories)
                 res = evaluate_part(model, split.valid, split, protocol, cfg,
                                     exclude=[split.train])
@@ -324,8 +326,9 @@ def run_benchmark(split: Split, cfg: BenchmarkConfig, *, protocol: str, data: st
     interrupted benchmark resumes and seeds can be added later. ``on_run`` is called with
     the result so far after every test run (checkpoints).
     """
+    specs = {name: model_spec(name) for name in cfg.models}
     side = None
-    if dataset is not None and any(_uses_side(name) for name in cfg.models):
+    if dataset is not None and any(s.uses_side_features for s in specs.values()):
         from streamrec.features.side import side_features
 
         side = side_features(dataset, split)
@@ -342,13 +345,12 @@ def run_benchmark(split: Split, cfg: BenchmarkConfig, *, protocol: str, data: st
     def so_far() -> BenchmarkResult:
         return BenchmarkResult(runs, trials, chosen, cfg, protocol, data, counts)
 
-    for name in cfg.models:  # a loop over models
-        params, tr = tune_model(name, split, cfg, progress, side, item_categories, protocol)
+    for name, spec in specs.items():
+        params, tr = _tune(spec, split, cfg, progress, side, item_categories, protocol)
         trials += tr
         chosen[name] = params
-        stochastic = bool(getattr(get_class(name), "stochastic", False))
-        seeds = range(cfg.seeds) if stochastic else range(1)
-        for seed in seeds:  # a loop over seeds
+        seeds = range(cfg.seeds) if spec.stochastic else range(1)
+        for seed in seeds:
             earlier = (reusable_run(done, name, params, seed, protocol, cfg.refit, test_users)
                        if done else None)
             if earlier is not None:
@@ -356,7 +358,7 @@ def run_benchmark(split: Split, cfg: BenchmarkConfig, *, protocol: str, data: st
                 if progress is not None:
                     progress(f"reused {name}", seed + 1, len(seeds))
                 continue
-            model, secs = _fit(name, params, fit_data, fit_valid, seed, side, item_categories)
+            model, secs = _fit(spec, params, fit_data, fit_valid, seed, side, item_categories)
             start = time.perf_counter()
             res = evaluate_part(model, split.test, split, protocol, cfg,
                                 exclude=[split.train, split.valid],

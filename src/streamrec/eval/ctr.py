@@ -40,7 +40,8 @@ from streamrec.data.ctr import (
 )
 from streamrec.eval.metrics import auc, average_precision_score, calibration, log_loss
 from streamrec.eval.protocol import EvalResult
-from streamrec.models.registry import available, create, get_class
+from streamrec.models.registry import ModelSpec, available
+from streamrec.models.registry import spec as model_spec
 
 __all__ = ["CTR_METRICS", "CTR_PROTOCOLS", "ctr_metrics", "ctr_split", "is_ctr_task",
            "add_train_profiles", "load_ctr_split", "movielens_ctr", "run_ctr_benchmark"]
@@ -221,31 +222,31 @@ def ctr_split(data: CTRData, protocol: str, *, seed: int = 42,
 
 
 # ---------------------------------------------------------------------------- runs
-def _ctr_fit(name: str, params: dict[str, Any], split: CTRSplit, seed: int):
-    model = create(name, kind="ctr", **params)
+def _ctr_fit(spec: ModelSpec, params: dict[str, Any], split: CTRSplit, seed: int):
+    model = spec.create(**params)
     start = time.perf_counter()
     model.fit(split.train, valid=split.valid, rng=np.random.default_rng(seed))
     return model, time.perf_counter() - start
 
 
-def _ctr_tune(name: str, split: CTRSplit, cfg, progress) -> tuple[dict[str, Any], list]:
-    """Best point of ``name``'s declared grid by valid AUC (defaults first; the mean over
+def _ctr_tune(spec: ModelSpec, split: CTRSplit, cfg, progress) -> tuple[dict[str, Any], list]:
+    """Best point of the model's declared grid by valid AUC (defaults first; the mean over
     seeds ``0 .. cfg.tune_seeds - 1`` for stochastic models); fixed ``cfg.params`` always
     apply."""
     from streamrec.eval.benchmark import Trial, search_points
 
+    name = spec.name
     fixed = cfg.params.get(name, {})
     if not cfg.tune:
         return dict(fixed), []
     points = search_points(name, cfg.max_trials, np.random.default_rng(0), kind="ctr",
-                           space=cfg.grids.get(name))
-    stochastic = bool(getattr(get_class(name, "ctr"), "stochastic", False))
+                           space=cfg.grids.get(name, dict(spec.search_space)))
     trials = []
-    for j, point in enumerate(points):  # a loop over tuning points
+    for j, point in enumerate(points):
         params = {**point, **fixed}
         values, secs = [], 0.0
-        for seed in range(cfg.tune_seeds if stochastic else 1):  # a loop over tuning seeds
-            model, s = _ctr_fit(name, params, split, seed)
+        for seed in range(cfg.tune_seeds if spec.stochastic else 1):
+            model, s = _ctr_fit(spec, params, split, seed)
             values.append(float(auc(split.valid.labels, model.predict_proba(split.valid))))
             secs += s
         trials.append(Trial(name, params, float(np.mean(values)), secs))
@@ -280,19 +281,19 @@ def run_ctr_benchmark(split: CTRSplit, cfg, *, protocol: str, data: str = "",
     def so_far() -> BenchmarkResult:
         return BenchmarkResult(runs, trials, chosen, cfg, protocol, data, counts, task="ctr")
 
-    for name in cfg.models:  # a loop over models
-        params, tr = _ctr_tune(name, split, cfg, progress)
+    for name in cfg.models:
+        spec = model_spec(name, "ctr")
+        params, tr = _ctr_tune(spec, split, cfg, progress)
         trials += tr
         chosen[name] = params
-        stochastic = bool(getattr(get_class(name, "ctr"), "stochastic", False))
-        seeds = range(cfg.seeds) if stochastic else range(1)
-        for seed in seeds:  # a loop over seeds
+        seeds = range(cfg.seeds) if spec.stochastic else range(1)
+        for seed in seeds:
             earlier = (reusable_run(done, name, params, seed, protocol, cfg.refit, rows,
                                     kind="ctr") if done else None)
             if earlier is not None:
                 runs.append(earlier)
                 continue
-            model, secs = _ctr_fit(name, params, split, seed)
+            model, secs = _ctr_fit(spec, params, split, seed)
             start = time.perf_counter()
             probs = model.predict_proba(split.test)
             runs.append(Run(name, "streamrec", model.get_params(), seed, protocol,

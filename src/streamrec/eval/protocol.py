@@ -363,7 +363,7 @@ def evaluate_next_item(
         One row per (prefix, next item) example: ``users`` holds the session of each row
         (repeated), ``per_user`` the example's metrics, in (session, position) order.
     """
-    if not hasattr(model, "score_sequences"):
+    if not model.scores_sessions:
         raise TypeError(
             f"{type(model).__name__} cannot score sessions (no score_sequences): next-item "
             "protocols need a sequence model (lstm_attention, gru4rec, sasrec, markov, "

@@ -87,6 +87,12 @@ class _Factors(Recommender):
         v = self.item_factors_ if it is None else self.item_factors_[it]
         return (u @ v.T).astype(np.float32, copy=False)
 
+    def item_vectors(self) -> np.ndarray:
+        """``item_factors_``, shape (n_items, f) float32 (``score`` is their dot product
+        with the user factors)."""
+        self._check_fitted()
+        return self.item_factors_
+
     def _get_state(self) -> dict[str, np.ndarray]:
         return {"user_factors": self.user_factors_, "item_factors": self.item_factors_}
 

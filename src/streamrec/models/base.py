@@ -1,7 +1,10 @@
-"""The ``Recommender`` interface every ranking model implements (DESIGN.md §3).
+"""The ``Model`` base of every registered model and the ``Recommender`` interface every
+ranking model implements.
 
-Conventions (DESIGN.md §6): ``__init__`` stores hyperparameters only, ``fit`` validates and
-returns ``self``, learned state ends in ``_``. Persistence writes ``manifest.json`` (class,
+Conventions: ``__init__`` stores hyperparameters only (``self._set_params(locals())``),
+``fit`` validates and returns ``self``, learned state ends in ``_``. What a class can do
+beyond the interface is declared (:mod:`streamrec.models.capabilities`) and read into a
+:class:`~streamrec.models.registry.ModelSpec`. Persistence writes ``manifest.json`` (class,
 registry name, hyperparameters) and ``arrays.npz`` (learned arrays, loaded with
 ``allow_pickle=False``): never pickle.
 """
@@ -19,6 +22,8 @@ import numpy as np
 import scipy.sparse as sp
 
 from streamrec.data.interactions import Interactions
+from streamrec.models.capabilities import Capabilities
+from streamrec.models.registry import get_class
 from streamrec.retrieval.topk import mask_rows, topk
 
 FORMAT_VERSION = 1
@@ -43,9 +48,10 @@ class Recommendations:
     scores: np.ndarray
 
 
-class Model(ABC):
+class Model(Capabilities, ABC):
     """What every registered model shares: hyperparameters from ``__init__``, the registry
-    name, a tuning space, and persistence (``manifest.json`` + ``arrays.npz``, no pickle).
+    name, a tuning space, capability flags (:class:`~streamrec.models.capabilities.Capabilities`)
+    and persistence (``manifest.json`` + ``arrays.npz``, no pickle).
 
     Subclasses implement :meth:`_check_fitted`, :meth:`_get_state` and :meth:`_set_state`.
     """
@@ -134,8 +140,6 @@ class Model(ABC):
         if not manifest_file.exists():
             raise FileNotFoundError(f"{manifest_file}: no saved model here (expected manifest.json)")
         manifest = json.loads(manifest_file.read_text())
-        from streamrec.models.registry import get_class
-
         klass = (get_class(manifest["name"], manifest.get("kind", "ranking"))
                  if manifest.get("name") else cls)
         if not issubclass(klass, cls):
@@ -229,7 +233,7 @@ class Recommender(Model):
             inside = cand < ex.shape[1]  # candidates beyond exclude's width exclude nothing
             ex = sp.csr_array(ex[:, np.where(inside, cand, 0)].multiply(inside[None, :]))
             ex.eliminate_zeros()  # only stored entries are excluded
-        for lo in range(0, len(users), batch_size):  # a loop over user batches
+        for lo in range(0, len(users), batch_size):
             ub = users[lo:lo + batch_size]
             s = np.array(self.score(ub, cand), dtype=np.float32)
             mask_rows(s, ex, ub)

@@ -114,6 +114,11 @@ class BiasedMF(Recommender, RatingPredictor):
         self.n_users_, self.n_items_ = n_u, n_i
         return self
 
+    def item_vectors(self) -> np.ndarray:
+        """``item_factors_``, shape (n_items, factors) float32 (the biases not included)."""
+        self._check_fitted()
+        return self.item_factors_
+
     def _user_parts(self, users: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         warm = users < self.n_users_
         p = np.zeros((len(users), self.user_factors_.shape[1]), np.float32)

@@ -36,6 +36,7 @@ class Popularity(Recommender):
         "recency_half_life_days": [None, 7.0, 30.0, 90.0, 365.0],
     }
     stochastic: ClassVar[bool] = False
+    scores_sessions: ClassVar[bool] = True  # a session gets the popular items
 
     def __init__(self, recency_half_life_days: float | None = None) -> None:
         self._set_params(locals())

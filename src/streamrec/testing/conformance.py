@@ -155,7 +155,7 @@ class _Checker:
             ("save/load", lambda: self.check_save_load(model, users, scores)),
             ("same seed", lambda: self.check_same_seed(users, scores)),
         ]
-        if hasattr(model, "score_sequences"):
+        if model.scores_sessions:
             checks.append(("score_sequences", lambda: self.check_sequences(model, users, scores)))
         for check, fn in checks:  # a loop over checks
             self.guard(check, fn)
@@ -164,7 +164,7 @@ class _Checker:
         """``model.fit(train, rng=0)``; models declaring ``uses_item_categories`` also get
         the tiny data's genres (item index modulo 4)."""
         extra: dict[str, Any] = {}
-        if getattr(model, "uses_item_categories", False):
+        if model.uses_item_categories:
             extra["item_categories"] = np.arange(self.train.n_items) % _N_GROUPS
         return model.fit(self.train, rng=0, **extra)
 

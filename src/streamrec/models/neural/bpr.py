@@ -107,6 +107,12 @@ class BPRMF(TorchRecommender):
         self._train(seed, batches, valid, train)
         return self
 
+    def item_vectors(self) -> np.ndarray:
+        """The item embeddings, shape (n_items, factors) float32 (``score`` is their dot
+        product with the user embeddings)."""
+        self._check_fitted()
+        return self.module_.item.weight.detach().float().cpu().numpy()
+
     def _pair_scores(self, users: np.ndarray, items: np.ndarray) -> np.ndarray:
         """Scores of ``items`` (B, C) for ``users`` (B,) under the current weights."""
         m = self.module_

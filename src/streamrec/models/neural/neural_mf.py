@@ -207,6 +207,13 @@ class NeuralMF(TorchRecommender, RatingPredictor):
 
         return run
 
+    def item_vectors(self) -> np.ndarray:
+        """The item embeddings fed to the MLP, shape (n_items, embed) float32 (scores are
+        not their dot products with the users': an ANN index of them ranks by similarity
+        between items only)."""
+        self._check_fitted()
+        return self.module_.item.weight.detach().float().cpu().numpy()
+
     # ------------------------------------------------------------------ prediction
     def _cold_fallback(self, users: np.ndarray, items: np.ndarray) -> np.ndarray:
         """``μ`` plus the known biases of pairs (some side cold), clipped, shape (N,)."""

@@ -235,6 +235,7 @@ class SequentialRecommender(Recommender):
     :meth:`_set_history`); they have a ``max_len`` hyperparameter.
     """
 
+    scores_sessions: ClassVar[bool] = True
     max_len: int
     user_seqs_: np.ndarray  # (U, max_len) int64, -1 padded
     item_popularity_: np.ndarray

@@ -78,6 +78,7 @@ class LSTMAttention(TorchSequentialRecommender):
         NDCG@10 0.04 after 8 epochs, against 0.15 at 1e-2).
     """
 
+    has_attention: ClassVar[bool] = True
     search_space: ClassVar[dict[str, list[Any]]] = {
         "lr": [3e-3, 1e-2],
         "dropout": [0.2, 0.3, 0.5],
