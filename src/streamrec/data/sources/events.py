@@ -297,39 +297,11 @@ def read_events(
              "event": event_col, "duration": duration_col}
     mapping, detected = resolve_columns(p, source, given)
     tcol = mapping["time"]
-    if tcol is not None and "time" in detected:
-        n_missing = int(clean(frame[tcol]).is_null().sum())
-        if n_missing:
-            logger.warning(
-                "%s: auto-detected time column %r is empty in %d of %d rows; not used as time "
-                "(timestamp = row order). Pass time_col=%r to require it.",
-                p, tcol, n_missing, frame.height, tcol)
-            mapping["time"] = tcol = None
-
-    frame = parse_id(frame, str(mapping["user"]), "__user", rej, numeric=False)
-    frame = parse_id(frame, str(mapping["item"]), "__item", rej, numeric=False)
-    if tcol is not None:
-        frame = parse_time(frame, tcol, "__time", rej, unit=time_unit)
-    if mapping["value"] is not None:
-        frame = parse_float(frame, mapping["value"], "__value", rej)
-    if mapping["duration"] is not None:
-        frame = parse_float(frame, mapping["duration"], "__duration", rej, nonnegative=True)
+    if tcol is not None and "time" in detected and _mostly_empty(p, frame, tcol):
+        mapping["time"] = None
+    frame = _parse_roles(frame, mapping, rej, time_unit)
     rej.finish(bad)
-
-    mapped = {c for c in mapping.values() if c is not None}
-    extras = [c for c in source if c not in mapped]
-    out = [pl.col("__user").alias(USER), pl.col("__item").alias(ITEM),
-           (pl.col("__time") if tcol is not None
-            else pl.int_range(pl.len(), dtype=pl.Int64)).alias(TIME),
-           (pl.col("__value") if mapping["value"] is not None
-            else pl.lit(1.0, dtype=pl.Float32)).alias(VALUE)]
-    if mapping["event"] is not None:
-        out.append(pl.col(mapping["event"]).cast(pl.String).str.strip_chars()
-                   .replace("", None).alias(EVENT))
-    if mapping["duration"] is not None:
-        out.append(pl.col("__duration").alias(DURATION))
-    events = frame.select(*out, *_extras(frame, extras))
-
+    events = _canonical(frame, mapping, source)
     files = [p]
     sides: dict[str, pl.DataFrame | None] = {"user": None, "item": None}
     for role, side_path, key in (("user", users_path, USER), ("item", items_path, ITEM)):
@@ -340,6 +312,51 @@ def read_events(
             sides[role] = match_key_dtype(table, key, events[key])
     return RawData(events=events, users=sides["user"], items=sides["item"],
                    name=p.name.split(".")[0] or p.stem, bad_rows=bad, files=files)
+
+
+def _mostly_empty(path: Path, frame: pl.DataFrame, tcol: str) -> bool:
+    """Whether an auto-detected time column has empty rows (then it is not the time)."""
+    n_missing = int(clean(frame[tcol]).is_null().sum())
+    if n_missing:
+        logger.warning(
+            "%s: auto-detected time column %r is empty in %d of %d rows; not used as time "
+            "(timestamp = row order). Pass time_col=%r to require it.",
+            path, tcol, n_missing, frame.height, tcol)
+    return n_missing > 0
+
+
+def _parse_roles(frame: pl.DataFrame, mapping: dict[str, str | None], rej: Rejects,
+                 time_unit: TimeUnit) -> pl.DataFrame:
+    """The parsed role columns (``__user``, ``__item``, ``__time``, ...) added to ``frame``;
+    unparsable rows go to ``rej``."""
+    frame = parse_id(frame, str(mapping["user"]), "__user", rej, numeric=False)
+    frame = parse_id(frame, str(mapping["item"]), "__item", rej, numeric=False)
+    if mapping["time"] is not None:
+        frame = parse_time(frame, mapping["time"], "__time", rej, unit=time_unit)
+    if mapping["value"] is not None:
+        frame = parse_float(frame, mapping["value"], "__value", rej)
+    if mapping["duration"] is not None:
+        frame = parse_float(frame, mapping["duration"], "__duration", rej, nonnegative=True)
+    return frame
+
+
+def _canonical(frame: pl.DataFrame, mapping: dict[str, str | None], source: list[str],
+               ) -> pl.DataFrame:
+    """The canonical event columns (the row order as time when there is no time column,
+    1.0 as value when there is no value column), then the other source columns."""
+    mapped = {c for c in mapping.values() if c is not None}
+    extras = [c for c in source if c not in mapped]
+    out = [pl.col("__user").alias(USER), pl.col("__item").alias(ITEM),
+           (pl.col("__time") if mapping["time"] is not None
+            else pl.int_range(pl.len(), dtype=pl.Int64)).alias(TIME),
+           (pl.col("__value") if mapping["value"] is not None
+            else pl.lit(1.0, dtype=pl.Float32)).alias(VALUE)]
+    if mapping["event"] is not None:
+        out.append(pl.col(mapping["event"]).cast(pl.String).str.strip_chars()
+                   .replace("", None).alias(EVENT))
+    if mapping["duration"] is not None:
+        out.append(pl.col("__duration").alias(DURATION))
+    return frame.select(*out, *_extras(frame, extras))
 
 
 def _extras(frame: pl.DataFrame, extras: list[str]) -> list[pl.Series]:
