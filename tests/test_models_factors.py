@@ -93,11 +93,16 @@ def test_bpr_early_stopping_keeps_the_best_validated_factors():
     first = create("bpr", **{**params, "iterations": 10, "patience": 0}).fit(train, valid=test,
                                                                             rng=0)
     assert first.best_iteration_ == 10
-    assert model._valid_ndcg(test, train) >= first._valid_ndcg(test, train)
+    from streamrec.metrics.full_ranking import ranking_ndcg
+
+    def valid_ndcg(m):
+        return ranking_ndcg(m.score, test, n_items=m.n_items_, exclude=train)
+
+    assert valid_ndcg(model) >= valid_ndcg(first)
 
 
 def test_ials_confidence_is_one_plus_alpha_r():
-    from streamrec.models.als import _confidence
+    from streamrec.factorization import confidence_matrix as _confidence
 
     inter = Interactions.from_arrays(np.array([0, 0, 1]), np.array([0, 1, 1]),
                                      values=np.array([1.0, 3.0, 2.0]), n_users=2, n_items=2)
@@ -108,6 +113,15 @@ def test_ials_confidence_is_one_plus_alpha_r():
     log = _confidence(inter, binary=False, scheme="log", alpha=1.0, eps=1.0).toarray()
     assert np.allclose(log[0], 1.0 + np.log1p([1.0, 3.0]))
 
+
+def test_implicit_als_defaults_are_the_ials_models():
+    import inspect
+
+    from streamrec.factorization import implicit_als
+    from streamrec.models.als import ImplicitALS
+
+    sig = inspect.signature(implicit_als).parameters
+    assert ImplicitALS().get_params() == {k: sig[k].default for k in ImplicitALS.param_names()}
 
 
 def test_bpr_sampler_correction_adds_log_counts_to_the_item_bias():

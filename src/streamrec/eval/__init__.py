@@ -1,10 +1,22 @@
-"""Offline evaluation: metrics, the full-ranking protocol and significance tests (DESIGN.md §4).
+"""Offline evaluation: metrics (from :mod:`streamrec.metrics`), the full-ranking protocol
+and significance tests.
 
 The benchmark runner and report writer live in :mod:`streamrec.eval.benchmark` and
 :mod:`streamrec.eval.report` (not imported here: they pull in the model registry).
 """
 
-from streamrec.eval.metrics import (
+from streamrec.eval.protocol import RANKING_METRICS, EvalResult, evaluate
+from streamrec.eval.significance import (
+    ConfidenceInterval,
+    PairedComparison,
+    PairedTestResult,
+    bootstrap_ci,
+    compare,
+    mean_std,
+    paired_ttest,
+    wilcoxon,
+)
+from streamrec.metrics import (
     Calibration,
     auc,
     average_popularity,
@@ -24,17 +36,6 @@ from streamrec.eval.metrics import (
     recall,
     rmse,
     squared_errors,
-)
-from streamrec.eval.protocol import RANKING_METRICS, EvalResult, evaluate
-from streamrec.eval.significance import (
-    ConfidenceInterval,
-    PairedComparison,
-    PairedTestResult,
-    bootstrap_ci,
-    compare,
-    mean_std,
-    paired_ttest,
-    wilcoxon,
 )
 
 __all__ = [

@@ -38,8 +38,8 @@ from streamrec.data.ctr import (
     split_indices,
     temporal_split,
 )
-from streamrec.eval.metrics import auc, average_precision_score, calibration, log_loss
 from streamrec.eval.protocol import EvalResult
+from streamrec.metrics import auc, average_precision_score, calibration, log_loss
 from streamrec.models.registry import ModelSpec, available
 from streamrec.models.registry import spec as model_spec
 

@@ -34,9 +34,9 @@ import numpy as np
 
 from streamrec.data.ctr import CTRData, CTRSplit
 from streamrec.eval.ctr import ctr_metrics, ctr_split
-from streamrec.eval.metrics import auc, calibration
 from streamrec.eval.report import fmt_p
 from streamrec.eval.significance import delong_test, mean_std
+from streamrec.metrics import auc, calibration
 
 __all__ = ["DEFAULT_HIDDEN", "DEFAULT_HIDDEN_GRID", "DEFAULT_LRS", "case_study_report",
            "confusion", "f1_threshold", "gap_share"]

@@ -24,8 +24,9 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from streamrec.eval import metrics as M
-from streamrec.eval.protocol import RANKING_METRICS, EvalResult, metrics_from_hits
+from streamrec import metrics as M
+from streamrec.eval.protocol import EvalResult
+from streamrec.metrics.ranking import RANKING_METRICS, metrics_from_hits
 from streamrec.retrieval.topk import topk
 
 if TYPE_CHECKING:

@@ -1,11 +1,12 @@
-"""The full-ranking evaluator (DESIGN.md §4).
+"""The full-ranking evaluator.
 
 :func:`evaluate` ranks every item known to the model for every test user (items the user
 already has in ``exclude`` are masked), takes the top ``max(ks)`` with the shared
 :func:`streamrec.retrieval.topk.topk`, and computes every metric at every cut-off from the
 resulting hit matrix. Scores are produced one batch of users at a time and only the top-k
 indices are kept, so memory is ``batch_size * n_items`` scores plus ``U * max(ks)`` indices.
-Results do not depend on ``batch_size``.
+Results do not depend on ``batch_size``. The ranking kernels live below the models
+(:mod:`streamrec.metrics.full_ranking`), where the models' early stopping uses them too.
 
 Sampled evaluation (ranking each user's relevant items among ``N`` sampled negatives) is
 available only when asked for (``sampled=N``); its result is flagged ``sampled=True`` and its
@@ -15,7 +16,7 @@ means are labelled ``sampled_...``.
 from __future__ import annotations
 
 import warnings
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Literal
 
@@ -23,33 +24,24 @@ import numpy as np
 import scipy.sparse as sp
 
 from streamrec.data.interactions import Interactions
-from streamrec.eval import metrics as M
+from streamrec.metrics import beyond as B
+from streamrec.metrics.full_ranking import (
+    ExcludeLike,
+    exclusion_matrix,
+    next_item_ranking,
+    rank_users,
+    relevant_items,
+)
+from streamrec.metrics.ranking import (
+    RANKING_METRICS,
+    hits_from_keys,
+    metrics_from_hits,
+    truth_keys,
+)
 from streamrec.models.base import Recommender, as_generator
 from streamrec.retrieval.topk import mask_rows, topk
 
 __all__ = ["RANKING_METRICS", "EvalResult", "evaluate", "evaluate_next_item", "metrics_from_hits"]
-
-#: the top-K accuracy metrics :func:`evaluate` knows, in their key spelling
-RANKING_METRICS: tuple[str, ...] = ("precision", "recall", "ndcg", "map", "mrr", "hit")
-
-ExcludeLike = (
-    Interactions
-    | sp.sparray
-    | sp.spmatrix
-    | Sequence[Interactions | sp.sparray | sp.spmatrix]
-    | None
-)
-
-_WITH_N_REL: dict[str, Callable[[np.ndarray, np.ndarray, int], np.ndarray]] = {
-    "recall": M.recall,
-    "ndcg": M.ndcg,
-    "map": M.average_precision,
-}
-_WITHOUT_N_REL: dict[str, Callable[[np.ndarray, int], np.ndarray]] = {
-    "precision": M.precision,
-    "mrr": M.mrr,
-    "hit": M.hit_rate,
-}
 
 
 @dataclass
@@ -94,63 +86,6 @@ class EvalResult:
         for key, value in self.aggregate.items():
             out[prefix + key] = float(value)
         return out
-
-
-def metrics_from_hits(hits: np.ndarray, n_rel: np.ndarray, ks: Sequence[int],
-                      metrics: Sequence[str]) -> dict[str, np.ndarray]:
-    """Per-row ``"{metric}@{k}"`` arrays from a hit matrix.
-
-    Parameters
-    ----------
-    hits : ndarray of bool, shape (N, k_max)
-        Whether the item ranked ``j`` for row ``n`` is relevant.
-    n_rel : ndarray of int, shape (N,)
-        Relevant items per row.
-    ks, metrics :
-        Cut-offs and names among :data:`RANKING_METRICS`.
-    """
-    out: dict[str, np.ndarray] = {}
-    for k in ks:
-        for name in metrics:
-            if name in _WITH_N_REL:
-                out[f"{name}@{k}"] = _WITH_N_REL[name](hits, n_rel, k)
-            else:
-                out[f"{name}@{k}"] = _WITHOUT_N_REL[name](hits, k)
-    return out
-
-
-def _exclusion_matrix(exclude: ExcludeLike, n_items: int) -> sp.csr_array | None:
-    """One csr (n_users, n_items) whose stored entries are the union of ``exclude``'s pairs."""
-    if exclude is None:
-        return None
-    parts = list(exclude) if isinstance(exclude, list | tuple) else [exclude]
-    rows: list[np.ndarray] = []
-    cols: list[np.ndarray] = []
-    n_rows = 0
-    for part in parts:
-        if isinstance(part, Interactions):
-            r, c, nr = part.users, part.items, part.n_users
-        elif sp.issparse(part):
-            coo = sp.coo_array(part)  # keeps explicitly stored zeros: stored means excluded
-            r, c, nr = coo.coords[0], coo.coords[1], part.shape[0]
-        else:
-            raise TypeError(
-                "evaluate: exclude must be Interactions, a scipy sparse matrix, or a list of "
-                f"them; got {type(part).__name__}"
-            )
-        rows.append(np.asarray(r, dtype=np.int64))
-        cols.append(np.asarray(c, dtype=np.int64))
-        n_rows = max(n_rows, int(nr))
-    if not parts:
-        return None
-    r, c = np.concatenate(rows), np.concatenate(cols)
-    keep = c < n_items  # items the model does not know cannot be ranked anyway
-    m = sp.csr_array(
-        (np.ones(int(keep.sum()), dtype=np.float32), (r[keep], c[keep])),
-        shape=(n_rows, n_items),
-    )
-    m.sum_duplicates()
-    return m
 
 
 def _check_args(model: Recommender, ks: Sequence[int], metrics: Sequence[str],
@@ -269,52 +204,27 @@ def evaluate(
     """
     n_items, ks_t = _check_args(model, ks, metrics, batch_size, sampled, sampling,
                                 item_counts, item_categories, item_embeddings)
-    truth = test.to_csr()  # (n_users, test.n_items): stored = relevant
-    per_row = np.diff(truth.indptr)
-    users = np.flatnonzero(per_row).astype(np.int64)
-    n_rel = per_row[users].astype(np.int64)
-    ex = _exclusion_matrix(exclude, n_items)
-    k_max = min(ks_t[-1], n_items)
-
-    weights = None
-    gen = None
+    truth, users, n_rel = relevant_items(test)  # truth (n_users, test.n_items): stored = relevant
+    ex = exclusion_matrix(exclude, n_items)
+    adjust = None
     if sampled is not None:
         gen = as_generator(rng)
-        if sampling == "popularity":
-            weights = np.asarray(item_counts, dtype=np.float64)[:n_items]
+        weights = (np.asarray(item_counts, dtype=np.float64)[:n_items]
+                   if sampling == "popularity" else None)
 
-    bs = int(batch_size)
-    ranked = np.full((len(users), k_max), -1, dtype=np.int64)
-    for lo in range(0, len(users), bs):  # a loop over user batches
-        ub = users[lo:lo + bs]
-        scores = np.array(model.score(ub), dtype=np.float32)  # a copy: masked in place
-        if scores.shape != (len(ub), n_items):
-            raise ValueError(
-                f"evaluate: {type(model).__name__}.score returned shape {scores.shape}, "
-                f"expected ({len(ub)}, {n_items})"
-            )
-        mask_rows(scores, ex, ub)
-        if gen is not None:
-            _sample_candidates(scores, ub, truth, ex, int(sampled), weights, gen)  # type: ignore[arg-type]
-        ranked[lo:lo + len(ub)], _ = topk(scores, k_max)
-        del scores
+        def adjust(scores: np.ndarray, ub: np.ndarray) -> None:
+            _sample_candidates(scores, ub, truth, ex, int(sampled), weights, gen)
 
-    keys, n_cols = M.truth_keys(truth)
-    hits = M.hits_from_keys(ranked, users, keys, n_cols)
+    ranked = rank_users(model.score, users, n_items, min(ks_t[-1], n_items), exclude=ex,
+                        batch_size=batch_size, adjust=adjust, owner=type(model).__name__)
+    keys, n_cols = truth_keys(truth)
+    hits = hits_from_keys(ranked, users, keys, n_cols)
     per_user = metrics_from_hits(hits, n_rel, ks_t, metrics)
     aggregate: dict[str, float] = {}
     if sampled is None:
         n_users_train = int(getattr(model, "n_users_", test.n_users))
-        for k in ks_t:
-            top = ranked[:, :k]
-            if item_counts is not None:
-                per_user[f"novelty@{k}"] = M.novelty(top, item_counts, n_users_train)
-                per_user[f"popularity@{k}"] = M.average_popularity(top, item_counts)
-            if item_categories is not None or item_embeddings is not None:
-                per_user[f"diversity@{k}"] = M.intra_list_diversity(
-                    top, categories=item_categories, embeddings=item_embeddings
-                )
-            aggregate[f"coverage@{k}"] = M.coverage(top, n_items)
+        _beyond_accuracy(per_user, aggregate, ranked, ks_t, n_items, n_users_train,
+                         item_counts, item_categories, item_embeddings)
     return EvalResult(
         users=users,
         per_user=per_user,
@@ -322,6 +232,22 @@ def evaluate(
         sampled=sampled is not None,
         n_negatives=None if sampled is None else int(sampled),
     )
+
+
+def _beyond_accuracy(per_user: dict[str, np.ndarray], aggregate: dict[str, float],
+                     ranked: np.ndarray, ks: Sequence[int], n_items: int, n_users_train: int,
+                     item_counts: np.ndarray | None, item_categories: np.ndarray | None,
+                     item_embeddings: np.ndarray | None) -> None:
+    """Add novelty, popularity and diversity per user and coverage at each cut-off."""
+    for k in ks:
+        top = ranked[:, :k]
+        if item_counts is not None:
+            per_user[f"novelty@{k}"] = B.novelty(top, item_counts, n_users_train)
+            per_user[f"popularity@{k}"] = B.average_popularity(top, item_counts)
+        if item_categories is not None or item_embeddings is not None:
+            per_user[f"diversity@{k}"] = B.intra_list_diversity(
+                top, categories=item_categories, embeddings=item_embeddings)
+        aggregate[f"coverage@{k}"] = B.coverage(top, n_items)
 
 
 def evaluate_next_item(
@@ -370,32 +296,14 @@ def evaluate_next_item(
             "pop_last_category) or pop")
     n_items, ks_t = _check_args(model, ks, metrics, batch_size, None, "uniform",
                                 None, None, None)
-    from streamrec.models.sequential.base import next_item_examples
-
-    max_len = int(getattr(model, "max_len", 50) or 50)
-    prefixes, targets, owners = next_item_examples(sessions, max_len, min_prefix=min_prefix)
-    prefixes = np.where(prefixes < n_items, prefixes, -1)  # unknown items leave the prefix
-    k_max = min(ks_t[-1], n_items)
-    fast = getattr(model, "rank_next_items", None)  # one pass per session (causal models)
-    ranked = None if fast is None or exclude_seen else fast(sessions, k_max, min_prefix=min_prefix)
-    if ranked is None:
-        ranked = _rank_prefixes(model, prefixes, k_max, batch_size, exclude_seen)
+    ranked, targets, owners = next_item_ranking(
+        model.score_sequences, sessions, n_items=n_items,  # type: ignore[attr-defined]
+        max_len=int(getattr(model, "max_len", 50) or 50), k=min(ks_t[-1], n_items),
+        batch_size=batch_size, min_prefix=min_prefix, exclude_seen=exclude_seen,
+        # one pass per session (causal sequence models)
+        fast=getattr(model, "rank_next_items", None))
     hits = ranked == targets[:, None]  # (N, k_max): one relevant item per row
     n_rel = np.ones(len(targets), dtype=np.int64)
     per_user = metrics_from_hits(hits, n_rel, ks_t, metrics)
-    aggregate = {f"coverage@{k}": M.coverage(ranked[:, :k], n_items) for k in ks_t}
+    aggregate = {f"coverage@{k}": B.coverage(ranked[:, :k], n_items) for k in ks_t}
     return EvalResult(users=owners, per_user=per_user, aggregate=aggregate)
-
-
-def _rank_prefixes(model: Recommender, prefixes: np.ndarray, k_max: int, batch_size: int,
-                   exclude_seen: bool) -> np.ndarray:
-    """Top-``k_max`` items after each left-padded prefix, through ``score_sequences``."""
-    ranked = np.full((len(prefixes), k_max), -1, dtype=np.int64)
-    for lo in range(0, len(prefixes), int(batch_size)):  # a loop over example batches
-        pb = prefixes[lo:lo + int(batch_size)]
-        scores = np.array(model.score_sequences(pb), dtype=np.float32)  # type: ignore[attr-defined]
-        if exclude_seen:
-            r, c = np.nonzero(pb >= 0)
-            scores[r, pb[r, c]] = -np.inf
-        ranked[lo:lo + len(pb)], _ = topk(scores, k_max)
-    return ranked

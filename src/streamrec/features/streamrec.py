@@ -67,7 +67,7 @@ The events are used as given: deduplicate them (:func:`streamrec_impressions` do
 bots first (``streamrec.data.clean``) if their clicks should not count.
 
 Everything is vectorised: each keyed counter is a per-key running sum over events sorted by
-(key, time), queried with ``numpy.searchsorted`` (see :class:`_Timeline`); no Python loop per
+(key, time), queried with ``numpy.searchsorted`` (see :class:`streamrec.features._timeline.Timeline`); no Python loop per
 impression, user or item.
 """
 
@@ -79,8 +79,8 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 import polars as pl
-import pyarrow as pa
 
+from streamrec.features._timeline import TS_BITS, Timeline, int_keys, last_items, pair_keys
 from streamrec.features.encoders import CTREncoder
 
 if TYPE_CHECKING:
@@ -133,8 +133,6 @@ LOG_FEATURES: tuple[str, ...] = ("user_activity_level", "user_session_count",
                                  "item_freshness", "item_length_minutes")
 
 DAY = 86_400
-_TS_BITS = 34  # 2**34 s = 544 years of relative time in the low bits of a sort key
-_KEY_LIMIT = 1 << (62 - _TS_BITS)  # keys above this would overflow int64 sort keys
 
 
 @dataclass(frozen=True)
@@ -313,16 +311,16 @@ def streamrec_features(events: pl.DataFrame, users: pl.DataFrame, items: pl.Data
          .with_columns(pl.col("__cat", "__creator").fill_null(0)))
     t0 = min(int(ev["timestamp"].min()), int(q["timestamp"].min())) if ev.height else int(
         q["timestamp"].min())
-    if ev.height and int(ev["timestamp"].max()) - t0 >= 1 << _TS_BITS:
+    if ev.height and int(ev["timestamp"].max()) - t0 >= 1 << TS_BITS:
         raise ValueError("events.timestamp: the window spans more than 2**34 s; are the "
                          "timestamps in seconds?")
-    ev_u, q_u = _int_keys(ev["user_id"], q["user_id"], "user_id")
-    ev_i, q_i = _int_keys(ev["item_id"], q["item_id"], "item_id")
+    ev_u, q_u = int_keys(ev["user_id"], q["user_id"], "user_id")
+    ev_i, q_i = int_keys(ev["item_id"], q["item_id"], "item_id")
     ev_t = ev["timestamp"].to_numpy().astype(np.int64) - t0
     q_t = q["timestamp"].to_numpy().astype(np.int64) - t0
     ev_cat = ev["__cat"].to_numpy().astype(np.int64)
     q_cat = q["__cat"].to_numpy().astype(np.int64)
-    ev_uc, q_uc = _pair_keys(ev_u, ev_cat, q_u, q_cat, n_categories + 1)
+    ev_uc, q_uc = pair_keys(ev_u, ev_cat, q_u, q_cat, n_categories + 1)
     is_imp = ev["__imp"].to_numpy().astype(np.float64)
     is_click = ev["__click"].to_numpy().astype(np.float64)
     is_play = ev["__play"].to_numpy().astype(np.float64)
@@ -332,7 +330,7 @@ def streamrec_features(events: pl.DataFrame, users: pl.DataFrame, items: pl.Data
     out: dict[str, np.ndarray] = {}
     # --- user: activity, sessions, diversity, recency
     user_cols = _user_event_values(ev, ev_u, ev_uc)
-    tl_user = _Timeline(ev_u, ev_t, user_cols)
+    tl_user = Timeline(ev_u, ev_t, user_cols)
     lo, hi, _ = tl_user.bounds(q_u, q_t)
     n_ev, n_sess, n_days, gap_sum, n_play, s_nlogn = tl_user.prefix(lo, hi).T
     out["user_activity_level"] = n_ev / np.maximum(n_days, 1.0)
@@ -343,14 +341,14 @@ def streamrec_features(events: pl.DataFrame, users: pl.DataFrame, items: pl.Data
     out["user_content_diversity"] = np.where(n_play > 0, np.maximum(entropy, 0.0), 0.0)
     prev_t = tl_user.last_time(lo, hi)  # -1 when the user has no earlier event
     # --- user x category
-    tl_uc = _Timeline(ev_uc, ev_t, np.stack([is_imp, is_click, is_play], axis=1))
+    tl_uc = Timeline(ev_uc, ev_t, np.stack([is_imp, is_click, is_play], axis=1))
     imp_uc, click_uc, play_uc = tl_uc.prefix(*tl_uc.bounds(q_uc, q_t)[:2]).T
     w_c = cfg.category_prior_weight
     out["category_match"] = (play_uc + w_c / n_categories) / (n_play + w_c)
     w_u = cfg.user_prior_weight
     out["historical_ctr_user_category"] = (click_uc + w_u * cfg.prior_ctr) / (imp_uc + w_u)
     # --- item
-    tl_item = _Timeline(ev_i, ev_t, np.stack([is_imp, is_click, is_play, completion], axis=1))
+    tl_item = Timeline(ev_i, ev_t, np.stack([is_imp, is_click, is_play, completion], axis=1))
     lo_i, hi_i, q_order = tl_item.bounds(q_i, q_t)
     imp_i, click_i, play_i, comp_i = tl_item.prefix(lo_i, hi_i).T
     w_i = cfg.item_prior_weight
@@ -365,8 +363,8 @@ def streamrec_features(events: pl.DataFrame, users: pl.DataFrame, items: pl.Data
     ratio = cfg.trending_short / cfg.trending_long
     out["item_trending_score"] = np.log((short + 1.0) / (long * ratio + 1.0))
     # --- creator
-    ev_c, q_c = _int_keys(ev["__creator"], q["__creator"], "creator_id")
-    tl_creator = _Timeline(ev_c, ev_t, np.stack([is_imp, is_click], axis=1))
+    ev_c, q_c = int_keys(ev["__creator"], q["__creator"], "creator_id")
+    tl_creator = Timeline(ev_c, ev_t, np.stack([is_imp, is_click], axis=1))
     imp_c, click_c = tl_creator.prefix(*tl_creator.bounds(q_c, q_t)[:2]).T
     out["item_creator_reputation"] = np.where(
         q_c > 0, (click_c + w_i * cfg.prior_ctr) / (imp_c + w_i), cfg.prior_ctr)
@@ -384,7 +382,7 @@ def streamrec_features(events: pl.DataFrame, users: pl.DataFrame, items: pl.Data
             if c in imp.columns]
     cols = [*keep, *FEATURES]
     if history_len:
-        hist = _history(ev, ev_u, ev_t, q_u, q_t, history_len, cfg.history_event)
+        hist = last_items(ev, ev_u, ev_t, q_u, q_t, history_len, cfg.history_event)
         frame = frame.with_columns(pl.Series("history", hist))
         cols.append("history")
     return frame.select(cols)
@@ -441,71 +439,6 @@ def streamrec_encoder(train: pl.DataFrame, *, ids: bool = True, user_hash_bucket
 
 
 # ---------------------------------------------------------------------------- internals
-class _Timeline:
-    """Events keyed by an integer, sorted by (key, time), with per-key running sums.
-
-    A query (key ``k``, time ``t``) covers the events of ``k`` with time ``< t``: positions
-    ``[lo, hi)`` of the sorted events, found by ``searchsorted`` on the sort key
-    ``k << 34 | t``. The running sums restart at every key (polars ``cum_sum().over``), so a
-    key's sums never depend on other keys' events, nor on events after ``t``: appending
-    future events changes no result, not even in the last bit.
-
-    Parameters
-    ----------
-    keys : ndarray of int64, shape (E,)
-        Non-negative keys below ``2**28``.
-    rel_ts : ndarray of int64, shape (E,)
-        Times relative to a common origin, in ``[0, 2**34)``.
-    values : ndarray of float64, shape (E, K)
-    """
-
-    def __init__(self, keys: np.ndarray, rel_ts: np.ndarray, values: np.ndarray) -> None:
-        sort_key = (keys.astype(np.int64) << _TS_BITS) | rel_ts.astype(np.int64)
-        order = np.argsort(sort_key, kind="stable")
-        self.sort_key = sort_key[order]
-        self.order = order
-        vals = np.asarray(values, dtype=np.float64)[order]
-        self.running = np.zeros(vals.shape, np.float64)
-        if vals.size:
-            frame = pl.DataFrame({"__k": self.sort_key >> _TS_BITS,
-                                  **{f"v{j}": vals[:, j] for j in range(vals.shape[1])}})
-            running = frame.select(pl.exclude("__k").cum_sum().over("__k"))
-            self.running[:] = running.to_numpy().reshape(vals.shape)
-
-    def bounds(self, keys: np.ndarray, rel_ts: np.ndarray,
-               ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """``(lo, hi, order)``: ``lo``/``hi`` (Q,) are the sorted positions of the key's events
-        before t (``lo``: where the key's events start); ``order`` (Q,) sorts the queries by
-        (key, t), to pass on to :meth:`upper` for the same keys (binary searches of sorted
-        queries are ~10x faster: cache-friendly)."""
-        base = keys.astype(np.int64) << _TS_BITS
-        query = base | np.maximum(rel_ts, 0).astype(np.int64)
-        order = np.argsort(query, kind="stable")
-        return self._search(base, order), self._search(query, order), order
-
-    def upper(self, keys: np.ndarray, rel_ts: np.ndarray, order: np.ndarray) -> np.ndarray:
-        """``hi`` of :meth:`bounds` for other times of the same keys (``order`` from
-        :meth:`bounds`; any shift of the times keeps it sorted); shape (Q,). Times before the
-        origin count nothing."""
-        query = (keys.astype(np.int64) << _TS_BITS) | np.maximum(rel_ts, 0).astype(np.int64)
-        return self._search(query, order)
-
-    def _search(self, query: np.ndarray, order: np.ndarray) -> np.ndarray:
-        out = np.empty(len(query), np.int64)
-        out[order] = np.searchsorted(self.sort_key, query[order], side="left")
-        return out
-
-    def prefix(self, lo: np.ndarray, hi: np.ndarray) -> np.ndarray:
-        """Sums of the value columns over ``[lo, hi)`` (``lo`` a key start), shape (Q, K)."""
-        got = self.running[np.maximum(hi - 1, 0)]
-        return np.where((hi > lo)[:, None], got, 0.0)
-
-    def last_time(self, lo: np.ndarray, hi: np.ndarray) -> np.ndarray:
-        """Relative time of the last event in ``[lo, hi)``, -1 where empty; shape (Q,)."""
-        last = self.sort_key[np.maximum(hi - 1, 0)] & ((1 << _TS_BITS) - 1)
-        return np.where(hi > lo, last, -1)
-
-
 def _require(frame: pl.DataFrame, cols: Sequence[str], what: str) -> None:
     missing = [c for c in cols if c not in frame.columns]
     if missing:
@@ -571,32 +504,6 @@ def _user_event_values(ev: pl.DataFrame, ev_u: np.ndarray, ev_uc: np.ndarray) ->
     return out
 
 
-def _int_keys(ev_col: pl.Series, q_col: pl.Series, what: str) -> tuple[np.ndarray, np.ndarray]:
-    """Non-negative int64 keys of the same ids in events and queries (the ids themselves
-    when they are small non-negative integers, else dense ranks; null -> 0)."""
-    if ev_col.dtype.is_integer() and q_col.dtype.is_integer():
-        lo = min(ev_col.min() or 0, q_col.min() or 0)
-        hi = max(ev_col.max() or 0, q_col.max() or 0)
-        if lo >= 0 and hi < _KEY_LIMIT and not ev_col.null_count() and not q_col.null_count():
-            return (ev_col.to_numpy().astype(np.int64), q_col.to_numpy().astype(np.int64))
-    both = pl.concat([ev_col.rename("k"), q_col.rename("k").cast(ev_col.dtype)])
-    codes = both.rank("dense").fill_null(0).cast(pl.Int64).to_numpy()
-    if codes.max(initial=0) >= _KEY_LIMIT:
-        raise ValueError(f"{what}: more than {_KEY_LIMIT:,} distinct ids")
-    return codes[: len(ev_col)], codes[len(ev_col):]
-
-
-def _pair_keys(a_ev: np.ndarray, b_ev: np.ndarray, a_q: np.ndarray, b_q: np.ndarray,
-               nb: int) -> tuple[np.ndarray, np.ndarray]:
-    """Keys of (a, b) pairs (``a * nb + b``, or dense ranks when that would overflow)."""
-    if max(a_ev.max(initial=0), a_q.max(initial=0)) < _KEY_LIMIT // nb:
-        return a_ev * nb + b_ev, a_q * nb + b_q
-    pairs = np.concatenate([np.stack([a_ev, b_ev], 1), np.stack([a_q, b_q], 1)])
-    _, inv = np.unique(pairs, axis=0, return_inverse=True)
-    inv = inv.reshape(-1).astype(np.int64)
-    return inv[: len(a_ev)], inv[len(a_ev):]
-
-
 def _static_features(imp: pl.DataFrame, users: pl.DataFrame, items: pl.DataFrame,
                      t: np.ndarray, prev_rel: np.ndarray, t0: int) -> pl.DataFrame:
     """The impressions with tier, platform, tenure, recency, freshness and length."""
@@ -630,7 +537,7 @@ def _collaborative(ev: pl.DataFrame, imp: pl.DataFrame, cutoff: int,
     """``user_factors . item_factors`` of ials fitted on the clicks before ``cutoff``, per
     impression (0 for users/items the model never saw); shape (n,)."""
     from streamrec.data.interactions import Interactions
-    from streamrec.models.als import ImplicitALS  # the registry's "ials", without importing torch
+    from streamrec.factorization import implicit_als  # the registry's "ials", without torch
 
     clicks = ev.filter(pl.col("__click") & (pl.col("timestamp") < cutoff))
     score = np.zeros(imp.height, np.float64)
@@ -640,10 +547,10 @@ def _collaborative(ev: pl.DataFrame, imp: pl.DataFrame, cutoff: int,
     item_ids, ci = np.unique(clicks["item_id"].to_numpy(), return_inverse=True)
     train = Interactions.from_arrays(cu, ci, clicks["timestamp"].to_numpy(),
                                      n_users=len(user_ids), n_items=len(item_ids))
-    model = ImplicitALS(factors=cfg.mf_factors, iterations=cfg.mf_iterations,
-                        regularization=cfg.mf_regularization)
-    model.fit(train, rng=np.random.default_rng(cfg.seed))
-    uf, vf = model.user_factors_, model.item_factors_
+    # the seed the ials model draws from a Generator seeded with cfg.seed
+    seed = int(np.random.default_rng(cfg.seed).integers(2**31 - 1))
+    uf, vf = implicit_als(train, factors=cfg.mf_factors, iterations=cfg.mf_iterations,
+                          regularization=cfg.mf_regularization, seed=seed)
     qu, qi = imp["user_id"].to_numpy(), imp["item_id"].to_numpy()
     pu = np.minimum(np.searchsorted(user_ids, qu), len(user_ids) - 1)
     pi = np.minimum(np.searchsorted(item_ids, qi), len(item_ids) - 1)
@@ -651,23 +558,3 @@ def _collaborative(ev: pl.DataFrame, imp: pl.DataFrame, cutoff: int,
     pu, pi = pu[known], pi[known]
     score[known] = np.einsum("nf,nf->n", uf[pu], vf[pi]).astype(np.float64)
     return score
-
-
-def _history(ev: pl.DataFrame, ev_u: np.ndarray, ev_t: np.ndarray, q_u: np.ndarray,
-             q_t: np.ndarray, length: int, event: str) -> pl.Series:
-    """The last ``length`` item ids of the user's ``event`` events strictly before each
-    query, oldest first, as a List[Int64] series of length Q."""
-    mask = (ev["event"] == event).to_numpy()
-    items = ev["item_id"].to_numpy()[mask].astype(np.int64)
-    tl = _Timeline(ev_u[mask], ev_t[mask], np.zeros((int(mask.sum()), 0)))
-    sorted_items = items[tl.order]
-    lo, hi, _ = tl.bounds(q_u, q_t)
-    start = np.maximum(lo, hi - length)
-    lengths = (hi - start).astype(np.int64)
-    offsets = np.zeros(len(lengths) + 1, np.int64)
-    np.cumsum(lengths, out=offsets[1:])
-    within = np.arange(offsets[-1], dtype=np.int64) - np.repeat(offsets[:-1], lengths)
-    values = sorted_items[np.repeat(start, lengths) + within]
-    arr = pa.LargeListArray.from_arrays(pa.array(offsets, pa.int64()),
-                                        pa.array(values, pa.int64()))
-    return pl.Series("history", pl.from_arrow(arr)).cast(pl.List(pl.Int64))

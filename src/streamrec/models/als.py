@@ -4,7 +4,8 @@ The algorithms are ``implicit``'s (Hu, Koren & Volinsky 2008 with conjugate grad
 Rendle et al. 2009). The adapters add what StreamRec needs around them: the Recommender
 interface, confidence weighting of the interaction values, seeding from a numpy Generator,
 save/load of the factors without pickle, and fold-in of new users (iALS solves the user's
-least-squares system against the fixed item factors, ``recalculate_user``).
+least-squares system against the fixed item factors, ``recalculate_user``). iALS itself is
+fitted by :func:`streamrec.factorization.implicit_als`, which the click features share.
 
 Determinism: ``implicit`` runs its inner loops on ``num_threads`` threads. iALS solves
 each user (item) independently, so its result does not depend on the thread count; BPR is
@@ -19,51 +20,15 @@ from typing import Any, ClassVar, Self
 
 import numpy as np
 import scipy.sparse as sp
-from implicit.cpu.als import AlternatingLeastSquares
-from threadpoolctl import ThreadpoolController
 
 from streamrec.data.interactions import Interactions
+from streamrec.factorization import als_solver, confidence_values, implicit_als, one_blas_thread
+from streamrec.metrics.full_ranking import ranking_ndcg
 from streamrec.models._history import check_items, check_users, train_matrix
 from streamrec.models.base import Recommender, as_generator
 from streamrec.models.registry import register
 
 log = logging.getLogger(__name__)
-
-
-def _confidence(train: Interactions, *, binary: bool, scheme: str, alpha: float,
-                eps: float) -> sp.csr_matrix:
-    """User x item confidence matrix, float32 csr: ``c = 1 + alpha * f(r)`` with
-    ``f(r) = r`` (``linear``) or ``log(1 + r / eps)`` (``log``).
-
-    implicit takes the stored value itself as the confidence of an observed pair (its
-    solver adds ``(c - 1) y yᵀ``; unobserved pairs weigh 1), so the 1 is stored here and
-    implicit is given ``alpha=1``.
-    """
-    x = train_matrix(train, binary=binary)
-    x.data = _confidence_values(x.data, scheme=scheme, alpha=alpha, eps=eps)
-    return sp.csr_matrix(x)
-
-
-def _confidence_values(r: np.ndarray, *, scheme: str, alpha: float, eps: float) -> np.ndarray:
-    if scheme == "log":
-        f = np.log1p(r / eps)
-    elif scheme == "linear":
-        f = r
-    else:
-        raise ValueError(f"confidence must be 'linear' or 'log' (got {scheme!r})")
-    return (1.0 + alpha * f).astype(np.float32)
-
-
-_THREADPOOLS: ThreadpoolController | None = None
-
-
-def _one_blas_thread():
-    """A context capping BLAS at one thread (the libraries are scanned once, not per call:
-    ``threadpool_limits`` rescans them, about a millisecond, too slow for serving fold-ins)."""
-    global _THREADPOOLS
-    if _THREADPOOLS is None:
-        _THREADPOOLS = ThreadpoolController()
-    return _THREADPOOLS.limit(limits=1, user_api="blas")
 
 
 def _seed(rng: np.random.Generator | int | None) -> int:
@@ -142,27 +107,18 @@ class ImplicitALS(_Factors):
                  binary: bool = True, use_cg: bool = True, num_threads: int = 0) -> None:
         self._set_params(locals())
 
-    def _model(self, seed: int | None = None):
-        return AlternatingLeastSquares(
-            factors=self.factors, regularization=self.regularization, alpha=1.0,
-            iterations=self.iterations, use_cg=self.use_cg, num_threads=self.num_threads,
-            random_state=seed, calculate_training_loss=False)
+    def _model(self):
+        """implicit's solver with this model's settings (no seed: for fold-ins)."""
+        return als_solver(factors=self.factors, regularization=self.regularization,
+                          iterations=self.iterations, use_cg=self.use_cg,
+                          num_threads=self.num_threads)
 
     def fit(self, train: Interactions, *, valid: Interactions | None = None,
             rng: np.random.Generator | int | None = None) -> Self:
         """Fit on ``train`` (``valid`` is unused: ALS has no early stopping here)."""
         self._check_train(train)
-        if self.factors < 1 or self.iterations < 1:
-            raise ValueError("ials: factors and iterations must be >= 1")
-        conf = _confidence(train, binary=self.binary, scheme=self.confidence, alpha=self.alpha,
-                           eps=self.eps)
-        # implicit runs its own threads; BLAS threads would oversubscribe (the cap applies to
-        # the BLAS libraries loaded at this point: implicit is imported at module level)
-        with _one_blas_thread():
-            model = self._model(_seed(rng))
-            model.fit(conf, show_progress=False)
-        self.user_factors_ = np.ascontiguousarray(model.user_factors, dtype=np.float32)
-        self.item_factors_ = np.ascontiguousarray(model.item_factors, dtype=np.float32)
+        self.user_factors_, self.item_factors_ = implicit_als(train, **self.get_params(),
+                                                              seed=_seed(rng))
         self.n_users_, self.n_items_ = train.n_users, train.n_items
         return self
 
@@ -187,9 +143,9 @@ class ImplicitALS(_Factors):
         x.sum_duplicates()
         if self.binary:
             x.data[:] = 1.0
-        x.data = _confidence_values(x.data, scheme=self.confidence, alpha=self.alpha,
-                                    eps=self.eps)
-        with _one_blas_thread():
+        x.data = confidence_values(x.data, scheme=self.confidence, alpha=self.alpha,
+                                   eps=self.eps)
+        with one_blas_thread():
             model = self._solver()
             vecs = model.recalculate_user(np.arange(x.shape[0]), x)
         return np.asarray(vecs, dtype=np.float32).reshape(x.shape[0], -1)
@@ -307,7 +263,7 @@ class ImplicitBPR(_Factors):
             self.item_factors_[:, -1] += shift
             if not stop_early:
                 break
-            score = self._valid_ndcg(valid, train)
+            score = ranking_ndcg(self.score, valid, n_items=self.n_items_, exclude=train)
             if score > best:
                 best, bad, self.best_iteration_ = score, 0, done
                 best_state = (self.user_factors_.copy(), self.item_factors_.copy())
@@ -318,9 +274,3 @@ class ImplicitBPR(_Factors):
         if best_state is not None:
             self.user_factors_, self.item_factors_ = best_state
         return self
-
-    def _valid_ndcg(self, valid: Interactions, train: Interactions) -> float:
-        from streamrec.eval.protocol import evaluate
-
-        return float(evaluate(self, valid, exclude=train, ks=(10,), metrics=("ndcg",))
-                     .means()["ndcg@10"])

@@ -16,7 +16,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from streamrec.data.interactions import Interactions
-from streamrec.eval.metrics import mae, rmse
+from streamrec.metrics import mae, rmse
 from streamrec.models._history import check_items, check_users
 from streamrec.models.base import RatingPredictor, Recommender, as_generator
 from streamrec.models.registry import register

@@ -30,7 +30,7 @@ import torch
 from scipy.special import expit
 
 from streamrec.data.ctr import CTRData, CTRSplit, FeatureSchema, random_split
-from streamrec.eval.metrics import auc
+from streamrec.metrics import auc
 from streamrec.models.ctr.base import CTRModel
 from streamrec.models.registry import available, create
 

@@ -26,7 +26,7 @@ from torch import Tensor, nn
 from torch.nn import functional as F
 
 from streamrec.data.ctr import CTRData, FeatureSchema
-from streamrec.eval.metrics import auc
+from streamrec.metrics import auc
 from streamrec.models.base import Model, as_generator
 from streamrec.models.neural.settings import TrainSettingsMixin
 from streamrec.models.neural.trainer import (

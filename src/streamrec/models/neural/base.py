@@ -25,6 +25,7 @@ import torch
 from torch import Tensor, nn
 
 from streamrec.data.interactions import Interactions
+from streamrec.metrics.full_ranking import ranking_ndcg
 from streamrec.models._history import check_items, check_users
 from streamrec.models.base import Recommender, as_generator
 from streamrec.models.neural.settings import TrainSettingsMixin
@@ -77,7 +78,8 @@ class TorchRecommender(TrainSettingsMixin, Recommender):
     def _train(self, seed: int, batches: Callable[[int], Iterable[Any]],
                valid: Interactions | None, train: Interactions,
                config: TrainConfig | None = None) -> TrainHistory:
-        """Build the module under ``seed`` and train it, early-stopping on valid NDCG@10."""
+        """Build the module under ``seed`` and train it, early-stopping on :meth:`_validator`
+        of ``valid`` when given."""
         config = config or self.train_config
         trainer = Trainer(config)
         self.device_ = trainer.device
@@ -85,19 +87,16 @@ class TorchRecommender(TrainSettingsMixin, Recommender):
             self.module_ = self._build_module().to(self.device_)
             validate = None
             if valid is not None and len(valid) > 0:
-                validate = self._valid_ndcg(valid, train)
+                validate = self._validator(valid, train)
             self.history_ = trainer.fit(self.module_, batches, validate=validate)
         self.module_.eval()
         return self.history_
 
-    def _valid_ndcg(self, valid: Interactions, train: Interactions) -> Callable[[], float]:
-        from streamrec.eval.protocol import evaluate
-
-        def run() -> float:
-            res = evaluate(self, valid, exclude=train, ks=(10,), metrics=("ndcg",))
-            return float(res.means()["ndcg@10"])
-
-        return run
+    def _validator(self, valid: Interactions, train: Interactions) -> Callable[[], float]:
+        """The early-stopping criterion (higher is better): valid NDCG@10 of full ranking,
+        train items excluded (the ``ndcg@10`` that ``streamrec.eval.protocol.evaluate``
+        reports)."""
+        return lambda: ranking_ndcg(self.score, valid, n_items=self.n_items_, exclude=train)
 
     # ------------------------------------------------------------------ scoring
     def score(self, users: np.ndarray, items: np.ndarray | None = None) -> np.ndarray:

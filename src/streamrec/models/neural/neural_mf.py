@@ -27,7 +27,7 @@ import torch
 from torch import Tensor, nn
 
 from streamrec.data.interactions import Interactions
-from streamrec.eval.metrics import mae, rmse
+from streamrec.metrics import mae, rmse
 from streamrec.models._history import check_users
 from streamrec.models.base import RatingPredictor
 from streamrec.models.neural.base import TorchRecommender
@@ -196,7 +196,7 @@ class NeuralMF(TorchRecommender, RatingPredictor):
         self._train(seed, batches, valid, train)
         return self
 
-    def _valid_ndcg(self, valid: Interactions, train: Interactions) -> Callable[[], float]:
+    def _validator(self, valid: Interactions, train: Interactions) -> Callable[[], float]:
         """The early-stopping criterion (the base class's hook): ``-RMSE`` on ``valid``.
 
         A rating model stops on rating error, not on ranking NDCG; the trainer maximises.

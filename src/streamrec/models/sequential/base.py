@@ -31,6 +31,7 @@ import torch
 from torch import Tensor, nn
 
 from streamrec.data.interactions import Interactions
+from streamrec.metrics.full_ranking import next_item_examples, next_item_ndcg
 from streamrec.models._history import check_items, check_users
 from streamrec.models.base import Recommender
 from streamrec.models.neural.base import TorchRecommender
@@ -193,40 +194,6 @@ class SequenceWindows:
         return torch.from_numpy(x), torch.from_numpy(np.ascontiguousarray(seq[:, 1:]))
 
 
-def next_item_examples(sessions: Interactions, max_len: int, *, min_prefix: int = 1,
-                       ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Every (prefix -> next item) example of the sessions (users) of ``sessions``.
-
-    Parameters
-    ----------
-    sessions : Interactions
-        One sequence per user, in time order.
-    max_len : int
-        Prefixes keep their last ``max_len`` items.
-    min_prefix : int
-        Shortest prefix predicted from (1: every item after the first is a target).
-
-    Returns
-    -------
-    prefixes : ndarray of int64, shape (N, max_len)
-        Left-padded with ``-1`` (the history layout), item indices of ``sessions``.
-    targets : ndarray of int64, shape (N,)
-    owners : ndarray of int64, shape (N,)
-        The user (session) of each example.
-    """
-    order = sessions.chronological_order()
-    users = sessions.users[order].astype(np.int64)
-    items = sessions.items[order].astype(np.int64)
-    counts = np.bincount(users, minlength=sessions.n_users)
-    begins = np.repeat(np.cumsum(counts) - counts, counts)  # (n,) start of each row's user
-    pos = np.arange(len(items)) - begins  # position within the user's sequence
-    rows = np.flatnonzero(pos >= min_prefix)  # the targets
-    cols = rows[:, None] - max_len + np.arange(max_len)[None, :]  # (N, T) rows of the prefix
-    ok = cols >= begins[rows][:, None]
-    prefixes = np.where(ok, items[np.maximum(cols, 0)], -1)
-    return prefixes, items[rows], users[rows]
-
-
 # ---------------------------------------------------------------------------- models
 class SequentialRecommender(Recommender):
     """A recommender that scores from recent item sequences (DESIGN.md §3).
@@ -372,19 +339,16 @@ class TorchSequentialRecommender(SequentialRecommender, TorchRecommender):
         size = self.train_config.batch_size
         return [windows.batch(idx) for idx in windows.batch_indices(size, gen)]
 
-    def _valid_ndcg(self, valid: Interactions, train: Interactions) -> Callable[[], float]:
+    def _validator(self, valid: Interactions, train: Interactions) -> Callable[[], float]:
+        """Valid NDCG@10: of full ranking when most valid users are known in train, else of
+        the next item after every prefix of the valid sessions (the ``ndcg@10`` that
+        ``streamrec.eval.protocol.evaluate_next_item`` reports)."""
         known = valid.users < train.n_users
         if known.mean() >= 0.5:
-            return super()._valid_ndcg(valid, train)
-        from streamrec.eval.protocol import evaluate_next_item
-
+            return super()._validator(valid, train)
         sessions = valid.take(valid.items < train.n_items)
-
-        def run() -> float:
-            res = evaluate_next_item(self, sessions, ks=(10,), metrics=("ndcg",))
-            return float(res.means()["ndcg@10"])
-
-        return run
+        return lambda: next_item_ndcg(self.score_sequences, sessions, n_items=self.n_items_,
+                                      max_len=int(self.max_len), fast=self.rank_next_items)
 
     def _score_history(self, hist: np.ndarray) -> np.ndarray:
         x, n = right_align(hist)
