@@ -1,8 +1,10 @@
-"""Every registered model passes the shipped conformance suite; the suite catches bad models."""
+"""Every registered model passes the shipped conformance suites, each behaviour its own test
+(models x checks, ranking and click models); the suites catch bad models."""
 
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 
 import numpy as np
 import pytest
@@ -11,13 +13,89 @@ from streamrec.data.interactions import Interactions
 from streamrec.models import available, create
 from streamrec.models.ease import EASE
 from streamrec.models.itemknn import ItemKNN
+from streamrec.models.neural.trainer import seeded
 from streamrec.models.popularity import Popularity
-from streamrec.testing import check_all, check_recommender, conformance_params, tiny_interactions
+from streamrec.testing import (
+    RECOMMENDER_CHECKS,
+    RecommenderSuite,
+    check_all,
+    check_recommender,
+    conformance_params,
+    recommender_checks,
+    tiny_interactions,
+)
+from streamrec.testing.ctr_conformance import (
+    CTR_CHECKS,
+    CTRSuite,
+    ctr_checks,
+    ctr_conformance_params,
+    tiny_ctr_data,
+)
 
 
-@pytest.mark.parametrize("name", available())
-def test_registered_model_conforms(name):
-    check_recommender(lambda: create(name, **conformance_params(name)))
+def _cases(names: list[str], checks: Callable[[str], list[str]]) -> list:
+    return [pytest.param(name, check, id=f"{name}-{check}")
+            for name in names for check in checks(name)]
+
+
+@pytest.fixture(scope="module")
+def suites():
+    """One suite per model (fitted once, on first need), shared by that model's checks."""
+    cache: dict[tuple[str, str], RecommenderSuite | CTRSuite] = {}
+    train, ctr_data = tiny_interactions()[0], tiny_ctr_data()
+
+    def get(kind: str, name: str) -> RecommenderSuite | CTRSuite:
+        if (kind, name) not in cache:
+            if kind == "ctr":
+                cache[kind, name] = CTRSuite(
+                    lambda: create(name, kind="ctr", **ctr_conformance_params(name)),
+                    ctr_data, name)
+            else:
+                cache[kind, name] = RecommenderSuite(
+                    lambda: create(name, **conformance_params(name)), train)
+        return cache[kind, name]
+
+    return get
+
+
+@pytest.mark.parametrize(("name", "check"), _cases(available(), recommender_checks))
+def test_registered_model_conforms(suites, name, check):
+    suites("ranking", name).check(check)
+
+
+@pytest.mark.parametrize(("name", "check"), _cases(available("ctr"), ctr_checks))
+def test_registered_ctr_model_conforms(suites, name, check):
+    with seeded(0):  # dropout outside fit draws from torch's generator: keep it fixed
+        try:
+            suites("ctr", name).check(check)
+        except ImportError as exc:
+            pytest.skip(f"{name} needs an optional extra that is not installed: {exc}")
+
+
+def test_the_checks_cover_the_suites():
+    assert recommender_checks("ease") == [c for c in RECOMMENDER_CHECKS if c != "score_sequences"]
+    assert recommender_checks("sasrec") == list(RECOMMENDER_CHECKS)
+    assert ctr_checks("logistic") == [c for c in CTR_CHECKS if c != "same seed"]
+    assert ctr_checks("mlp") == list(CTR_CHECKS)
+
+
+def test_one_check_at_a_time_reports_each_failure():
+    suite = RecommenderSuite(_Float64Pop)
+    with pytest.raises(AssertionError, match="'score dtype'"):
+        suite.check("score")
+    with pytest.raises(AssertionError, match="'score dtype'"):  # needs the scores too
+        suite.check("recommend")
+    suite.check("fit validates input")  # independent checks still pass
+    suite.check("fit")
+    with pytest.raises(KeyError, match="unknown check"):
+        suite.check("nope")
+
+
+def test_a_failed_fit_fails_every_check_that_needs_it():
+    suite = RecommenderSuite(_NoSelf)
+    for check in ("fit", "score", "save/load"):
+        with pytest.raises(AssertionError, match="'fit returns self'"):
+            suite.check(check)
 
 
 @pytest.mark.parametrize("factory", [
@@ -99,12 +177,18 @@ class _NoSelf(Popularity):
         super().fit(train)
 
 
+class _FalseSessions(Popularity):
+    name = ""
+    scores_sessions = False  # but it has score_sequences
+
+
 @pytest.mark.parametrize(("cls", "check"), [
     (_Float64Pop, "score dtype"),
     (_IgnoresItems, "score(users, items)"),
     (_ForgetsOnLoad, "save/load"),
     (_Random, "same seed"),
     (_NoSelf, "fit returns self"),
+    (_FalseSessions, "capabilities"),
 ])
 def test_suite_catches_broken_models(cls, check):
     with pytest.raises(AssertionError, match=rf"{cls.__name__}.*'{re.escape(check)}'"):

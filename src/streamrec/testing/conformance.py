@@ -1,6 +1,6 @@
 """The conformance suite every registered :class:`~streamrec.models.base.Recommender` passes.
 
-Runs in about a second per model on :func:`tiny_interactions` (DESIGN.md §6.6)::
+Runs in about a second per model on :func:`tiny_interactions`::
 
     from streamrec.testing import check_recommender, conformance_params
     from streamrec.models import create
@@ -8,10 +8,14 @@ Runs in about a second per model on :func:`tiny_interactions` (DESIGN.md §6.6):
     check_recommender(lambda: create("ease", **conformance_params("ease")))
 
 Each failed check raises ``AssertionError`` naming the model and the check.
+:func:`check_recommender` stops at the first failure; a test suite can run each check on its
+own (:data:`RECOMMENDER_CHECKS`, :class:`RecommenderSuite`), as ``tests/test_conformance.py``
+does, so that every failing behaviour of every model is reported.
 """
 
 from __future__ import annotations
 
+import inspect
 import json
 import tempfile
 from collections.abc import Callable, Iterable
@@ -22,13 +26,18 @@ import numpy as np
 
 from streamrec.data.interactions import Interactions
 from streamrec.models.base import Recommender
-from streamrec.models.registry import available, create
+from streamrec.models.capabilities import ItemVectors
+from streamrec.models.registry import ModelSpec, available, create
+from streamrec.testing._suite import Suite
 
 __all__ = [
     "CONFORMANCE_PARAMS",
+    "RECOMMENDER_CHECKS",
+    "RecommenderSuite",
     "check_all",
     "check_recommender",
     "conformance_params",
+    "recommender_checks",
     "tiny_interactions",
 ]
 
@@ -103,21 +112,36 @@ def tiny_interactions(seed: int = 0) -> tuple[Interactions, Interactions]:
 
 
 # ---------------------------------------------------------------------------- checks
-class _Checker:
-    """Runs the checks of one model; every failure names the model and the check."""
+class RecommenderSuite(Suite):
+    """The conformance checks of the recommender built by ``factory``, on ``train``."""
 
-    def __init__(self, factory: Callable[[], Recommender], train: Interactions) -> None:
-        self.factory = factory
-        self.train = train
-        self.label = "model"
+    CHECKS = {
+        "fit validates input": "check_validation",
+        "fit": "check_fit",
+        "score": "check_score",
+        "score(users, items)": "check_items_subset",
+        "cold users": "check_cold_users",
+        "recommend": "check_recommend",
+        "recommend batch_size": "check_batch_size",
+        "save/load": "check_save_load",
+        "same seed": "check_same_seed",
+        "score_sequences": "check_sequences",
+        "capabilities": "check_capabilities",
+    }
 
-    def fail(self, check: str, detail: str) -> AssertionError:
-        return AssertionError(f"{self.label}: conformance check '{check}' failed: {detail}")
+    def __init__(self, factory: Callable[[], Recommender], train: Interactions | None = None,
+                 name: str = "") -> None:
+        super().__init__(factory, name)
+        self.train = tiny_interactions()[0] if train is None else train
+        self.users = np.arange(self.train.n_users, dtype=np.int64)
+        self._scores: np.ndarray | None = None
 
-    def expect(self, ok: bool, check: str, detail: str) -> None:
-        if not ok:
-            raise self.fail(check, detail)
+    def applicable(self) -> list[str]:
+        """Every check; ``score_sequences`` only for models declaring ``scores_sessions``."""
+        sessions = self.fresh().scores_sessions
+        return [c for c in self.CHECKS if c != "score_sequences" or sessions]
 
+    # ------------------------------------------------------------------ helpers
     def close(self, a: np.ndarray, b: np.ndarray, check: str, what: str) -> None:
         if a.shape != b.shape or not np.allclose(a, b, rtol=1e-5, atol=1e-6, equal_nan=False):
             why = (f"max abs difference {np.abs(a - b).max()}" if a.shape == b.shape
@@ -128,55 +152,49 @@ class _Checker:
         model = self.factory()
         self.expect(isinstance(model, Recommender), "factory",
                     f"factory returned {type(model).__name__}, not a Recommender")
+        if self.label == (self.name or "model"):
+            self.label = f"{type(model).__name__} ({model.name or self.name or 'unregistered'})"
         return model
 
-    def run(self) -> None:
-        train = self.train
-        model = self.fresh()
-        self.label = f"{type(model).__name__} ({model.name or 'unregistered'})"
-        self.check_validation()
+    def fit(self, model: Recommender) -> Recommender:
+        """``model.fit(train, rng=0)``; models declaring ``uses_item_categories`` also get
+        the tiny data's genres (item index modulo 4)."""
+        spec = ModelSpec.of(model.name, model.kind, type(model))
+        extra = spec.fit_kwargs(item_categories=np.arange(self.train.n_items) % _N_GROUPS)
+        return model.fit(self.train, rng=0, **extra)
 
+    def _fit_model(self) -> Recommender:
+        model = self.fresh()
         fitted = self.guard("fit", lambda: self.fit(model))
         self.expect(fitted is model, "fit returns self",
                     f"fit returned {type(fitted).__name__}, not the model itself")
+        train = self.train
         for attr in ("n_users_", "n_items_"):
             self.expect(hasattr(model, attr), "fitted state", f"fit did not set {attr}")
         self.expect(model.n_items_ == train.n_items and model.n_users_ == train.n_users,
                     "fitted state", f"n_users_/n_items_ = {model.n_users_}/{model.n_items_}, "
                     f"train has {train.n_users}/{train.n_items}")
+        return model
 
-        users = np.arange(train.n_users, dtype=np.int64)
-        scores = self.guard("score shape", lambda: self.check_score(model, users))
-        checks: list[tuple[str, Callable[[], None]]] = [
-            ("score(users, items)", lambda: self.check_items_subset(model, users, scores)),
-            ("cold users", lambda: self.check_cold_users(model)),
-            ("recommend", lambda: self.check_recommend(model, users, scores)),
-            ("recommend batch_size", lambda: self.check_batch_size(model, users)),
-            ("save/load", lambda: self.check_save_load(model, users, scores)),
-            ("same seed", lambda: self.check_same_seed(users, scores)),
-        ]
-        if model.scores_sessions:
-            checks.append(("score_sequences", lambda: self.check_sequences(model, users, scores)))
-        for check, fn in checks:  # a loop over checks
-            self.guard(check, fn)
+    @property
+    def scores(self) -> np.ndarray:
+        """``score`` of every train user, checked once (shape, dtype, finite values)."""
+        if self._scores is None:
+            self._scores = self.guard("score shape", self._checked_scores)
+        return self._scores
 
-    def fit(self, model: Recommender) -> Recommender:
-        """``model.fit(train, rng=0)``; models declaring ``uses_item_categories`` also get
-        the tiny data's genres (item index modulo 4)."""
-        extra: dict[str, Any] = {}
-        if model.uses_item_categories:
-            extra["item_categories"] = np.arange(self.train.n_items) % _N_GROUPS
-        return model.fit(self.train, rng=0, **extra)
+    def _checked_scores(self) -> np.ndarray:
+        model, users = self.fitted, self.users
+        s = model.score(users)
+        self.expect(isinstance(s, np.ndarray), "score type", f"score returned {type(s).__name__}")
+        self.expect(s.shape == (len(users), model.n_items_), "score shape",
+                    f"score(users) has shape {s.shape}, expected {(len(users), model.n_items_)}")
+        self.expect(s.dtype == np.float32, "score dtype", f"score returned {s.dtype}, not float32")
+        self.expect(bool(np.isfinite(s).all()), "score finite",
+                    f"{int((~np.isfinite(s)).sum())} non-finite scores")
+        return s
 
-    def guard(self, check: str, fn: Callable[[], Any]) -> Any:
-        """Run ``fn``; an unexpected exception becomes an AssertionError naming ``check``."""
-        try:
-            return fn()
-        except AssertionError:
-            raise
-        except Exception as exc:  # any crash inside a check fails that check
-            raise self.fail(check, f"raised {exc!r}") from exc
-
+    # ------------------------------------------------------------------ the checks
     def check_validation(self) -> None:
         model = self.fresh()
         try:
@@ -189,17 +207,14 @@ class _Checker:
         raise self.fail("fit validates input",
                         "fit accepted a scipy matrix instead of Interactions (expected TypeError)")
 
-    def check_score(self, model: Recommender, users: np.ndarray) -> np.ndarray:
-        s = model.score(users)
-        self.expect(isinstance(s, np.ndarray), "score type", f"score returned {type(s).__name__}")
-        self.expect(s.shape == (len(users), model.n_items_), "score shape",
-                    f"score(users) has shape {s.shape}, expected {(len(users), model.n_items_)}")
-        self.expect(s.dtype == np.float32, "score dtype", f"score returned {s.dtype}, not float32")
-        self.expect(bool(np.isfinite(s).all()), "score finite",
-                    f"{int((~np.isfinite(s)).sum())} non-finite scores")
-        return s
+    def check_fit(self) -> None:
+        self.fitted  # noqa: B018  (fitting is the check: _fit_model)
 
-    def check_items_subset(self, model: Recommender, users: np.ndarray, scores: np.ndarray) -> None:
+    def check_score(self) -> None:
+        self.scores  # noqa: B018  (computing them is the check: _checked_scores)
+
+    def check_items_subset(self) -> None:
+        model, users, scores = self.fitted, self.users, self.scores
         gen = np.random.default_rng(1)
         items = gen.permutation(model.n_items_)[: max(1, model.n_items_ // 3)]  # unsorted
         items = np.concatenate([items, items[:2]])  # with repeats
@@ -212,14 +227,16 @@ class _Checker:
         self.close(model.score(half), scores[half], "score rows independent",
                    "a user's scores depend on which other users are scored with them")
 
-    def check_cold_users(self, model: Recommender) -> None:
+    def check_cold_users(self) -> None:
+        model = self.fitted
         cold = np.array([model.n_users_, model.n_users_ + 7], dtype=np.int64)
         s = model.score(cold)
         self.expect(s.shape == (2, model.n_items_) and s.dtype == np.float32, "cold users",
                     f"score(cold users) gave shape {s.shape} dtype {s.dtype}")
         self.expect(bool(np.isfinite(s).all()), "cold users", "cold users get non-finite scores")
 
-    def check_recommend(self, model: Recommender, users: np.ndarray, scores: np.ndarray) -> None:
+    def check_recommend(self) -> None:
+        model, users, scores = self.fitted, self.users, self.scores
         k = 5
         seen = self.train.to_csr()
         rec = model.recommend(users, k=k, exclude=seen)
@@ -247,7 +264,8 @@ class _Checker:
         self.expect(bool(np.all(rec.scores[np.arange(len(users)), np.maximum(want - 1, 0)]
                                 >= kth - 1e-6)), check, "the lists are not the top-k unseen items")
 
-    def check_batch_size(self, model: Recommender, users: np.ndarray) -> None:
+    def check_batch_size(self) -> None:
+        model, users = self.fitted, self.users
         seen = self.train.to_csr()
         a = model.recommend(users, k=5, exclude=seen, batch_size=1)
         b = model.recommend(users, k=5, exclude=seen, batch_size=1000)
@@ -256,7 +274,8 @@ class _Checker:
         self.close(a.scores, b.scores, "recommend batch_size",
                    "recommend(batch_size=1) and recommend(batch_size=1000) give different scores")
 
-    def check_save_load(self, model: Recommender, users: np.ndarray, scores: np.ndarray) -> None:
+    def check_save_load(self) -> None:
+        model, scores = self.fitted, self.scores
         check = "save/load"
         with tempfile.TemporaryDirectory(prefix="streamrec-conformance-") as tmp:
             path = Path(tmp) / "model"
@@ -278,17 +297,18 @@ class _Checker:
                     f"expected {type(model).__name__}")
         self.expect(loaded.get_params() == model.get_params(), check,
                     f"hyperparameters changed: {loaded.get_params()} != {model.get_params()}")
-        again = loaded.score(users)
+        again = loaded.score(self.users)
         self.expect(again.dtype == scores.dtype and bool(np.array_equal(again, scores)), check,
                     "the loaded model's scores differ from the saved model's")
 
-    def check_sequences(self, model: Any, users: np.ndarray, scores: np.ndarray) -> None:
+    def check_sequences(self) -> None:
         """Sequence models: ``score(users)`` is ``score_sequences`` of their histories, and a
         live session given as a plain list scores like the same items in an array."""
+        model: Any = self.fitted
         check = "score_sequences"
-        if hasattr(model, "histories"):
-            hist = model.histories(users)
-            self.close(model.score_sequences(hist), scores, check,
+        if hasattr(model, "histories"):  # the models that keep per-user histories
+            hist = model.histories(self.users)
+            self.close(model.score_sequences(hist), self.scores, check,
                        "score_sequences(histories) differs from score(users)")
         session = [3, 1, 4, 1, 5][: max(1, min(5, model.n_items_))]
         as_list = model.score_sequences([session, []])
@@ -299,10 +319,49 @@ class _Checker:
         self.close(as_list, model.score_sequences(padded), check,
                    "a list session and the same padded array score differently")
 
-    def check_same_seed(self, users: np.ndarray, scores: np.ndarray) -> None:
+    def check_same_seed(self) -> None:
         other = self.fit(self.fresh())
-        self.expect(bool(np.array_equal(other.score(users), scores)), "same seed",
+        self.expect(bool(np.array_equal(other.score(self.users), self.scores)), "same seed",
                     "two fits with rng=0 give different scores")
+
+    def check_capabilities(self) -> None:
+        """The declared capabilities hold: the flags match the methods and signatures, item
+        vectors and attention weights have their shapes."""
+        model: Any = self.fitted
+        check = "capabilities"
+        fit_params = inspect.signature(model.fit).parameters
+        for flag, holds in (("scores_sessions", callable(getattr(model, "score_sequences", None))),
+                            ("has_attention", callable(getattr(model, "attention", None))),
+                            ("uses_side_features", "side" in fit_params),
+                            ("uses_item_categories", "item_categories" in fit_params)):
+            self.expect(getattr(model, flag) == holds, check,
+                        f"{flag} is {getattr(model, flag)} but the model "
+                        f"{'has' if holds else 'lacks'} what it declares")
+        if isinstance(model, ItemVectors):
+            v = model.item_vectors()
+            self.expect(isinstance(v, np.ndarray) and v.ndim == 2 and len(v) == model.n_items_
+                        and v.dtype == np.float32 and bool(np.isfinite(v).all()), check,
+                        "item_vectors() is not a finite float32 array of shape (n_items, D)")
+        if model.has_attention:
+            hist = model.histories(self.users[:6])
+            w = np.asarray(model.attention(hist))
+            sums = w.sum(axis=1)
+            self.expect(w.shape == hist.shape and bool(np.allclose(sums[sums > 0], 1.0,
+                                                                   atol=1e-4)), check,
+                        f"attention gave shape {w.shape} (histories {hist.shape}) or rows "
+                        "that do not sum to 1")
+
+
+def recommender_checks(name: str) -> list[str]:
+    """The conformance checks that apply to registered model ``name``."""
+    from streamrec.models.registry import spec
+
+    sessions = spec(name).scores_sessions
+    return [c for c in RECOMMENDER_CHECKS if c != "score_sequences" or sessions]
+
+
+#: every check name, in the order :func:`check_recommender` runs them
+RECOMMENDER_CHECKS: tuple[str, ...] = tuple(RecommenderSuite.CHECKS)
 
 
 def check_recommender(factory: Callable[[], Recommender], *,
@@ -313,7 +372,8 @@ def check_recommender(factory: Callable[[], Recommender], *,
     (U, n_items_), dtype float32, finite values, and agrees with ``score(users, items)``;
     cold users get finite scores; ``recommend`` returns ``k`` distinct unseen items sorted by
     score, the true top-k, independent of ``batch_size``; ``save``/``load`` (no pickle) gives
-    identical scores; two fits with ``rng=0`` give identical scores.
+    identical scores; two fits with ``rng=0`` give identical scores; sequence models score
+    live sessions; the declared capabilities hold.
 
     Parameters
     ----------
@@ -327,9 +387,7 @@ def check_recommender(factory: Callable[[], Recommender], *,
     AssertionError
         On the first failed check, naming the model and the check.
     """
-    if train is None:
-        train = tiny_interactions()[0]
-    _Checker(factory, train).run()
+    RecommenderSuite(factory, train).run_all()
 
 
 def check_all(names: Iterable[str] | None = None) -> None:
@@ -342,7 +400,7 @@ def check_all(names: Iterable[str] | None = None) -> None:
     """
     train = tiny_interactions()[0]
     failures: list[str] = []
-    for name in available() if names is None else list(names):  # a loop over models
+    for name in available() if names is None else list(names):
         try:
             check_recommender(lambda n=name: create(n, **conformance_params(n)), train=train)
         except AssertionError as exc:

@@ -1,5 +1,5 @@
 """The conformance suite every registered click model (:class:`~streamrec.models.ctr.base.CTRModel`)
-passes, on :func:`tiny_ctr_data` in about a second per model (DESIGN.md §6.6)::
+passes, on :func:`tiny_ctr_data` in about a second per model::
 
     from streamrec.testing.ctr_conformance import check_ctr_model, ctr_conformance_params
     from streamrec.models import create
@@ -7,9 +7,11 @@ passes, on :func:`tiny_ctr_data` in about a second per model (DESIGN.md §6.6)::
     check_ctr_model(lambda: create("deepfm", kind="ctr", **ctr_conformance_params("deepfm")),
                     name="deepfm")
 
-Each failed check raises ``AssertionError`` naming the model and the check. A model whose
-optional extra is missing (e.g. ``lightgbm``) raises its ``ImportError`` unchanged, so callers
-can skip it (:func:`check_all_ctr` does).
+Each failed check raises ``AssertionError`` naming the model and the check;
+:func:`check_ctr_model` stops at the first, :class:`CTRSuite` runs the checks one at a time
+(as ``tests/test_conformance.py`` does). A model whose optional extra is missing (e.g.
+``lightgbm``) raises its ``ImportError`` unchanged, so callers can skip it
+(:func:`check_all_ctr` does).
 
 A model that needs user histories declares ``requires_history = True`` (DIN); the suite then
 expects ``fit`` on data without history to raise ``ValueError``, and prediction without
@@ -20,7 +22,8 @@ from __future__ import annotations
 
 import json
 import tempfile
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -33,11 +36,15 @@ from streamrec.data.ctr import CTRData, CTRSplit, FeatureSchema, random_split
 from streamrec.metrics import auc
 from streamrec.models.ctr.base import CTRModel
 from streamrec.models.registry import available, create
+from streamrec.testing._suite import Suite
 
 __all__ = [
+    "CTR_CHECKS",
     "CTR_CONFORMANCE_PARAMS",
+    "CTRSuite",
     "check_all_ctr",
     "check_ctr_model",
+    "ctr_checks",
     "ctr_conformance_params",
     "tiny_ctr_data",
 ]
@@ -136,66 +143,96 @@ def _without_history(data: CTRData) -> CTRData:
 
 
 # ---------------------------------------------------------------------------- checks
-class _CTRChecker:
-    """Runs the checks of one click model; every failure names the model and the check."""
+@contextmanager
+def _one_torch_thread() -> Iterator[None]:
+    """Tiny batches: extra threads only add overhead and contention (restored after)."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(threads)
 
-    def __init__(self, factory: Callable[[], CTRModel], split: CTRSplit, name: str) -> None:
-        self.factory = factory
-        self.split = split
-        self.name = name
-        self.label = name or "model"
 
-    def fail(self, check: str, detail: str) -> AssertionError:
-        return AssertionError(f"{self.label}: CTR conformance check '{check}' failed: {detail}")
+class CTRSuite(Suite):
+    """The conformance checks of the click model built by ``factory``, on ``data``."""
 
-    def expect(self, ok: bool, check: str, detail: str) -> None:
-        if not ok:
-            raise self.fail(check, detail)
+    WHAT = "CTR conformance"
+    # an ImportError passes through: a missing optional extra, for the caller to skip
+    PASS_THROUGH = (AssertionError, ImportError)
+    CHECKS = {
+        "predict before fit": "check_unfitted",
+        "fit validates input": "check_validation",
+        "fit": "check_fit",
+        "predict_proba": "check_predictions",
+        "learns": "check_learns",
+        "rows independent": "check_rows",
+        "save/load": "check_save_load",
+        "other schema": "check_other_schema",
+        "without history": "check_without_history",
+        "same seed": "check_same_seed",
+    }
 
-    def guard(self, check: str, fn: Callable[[], Any]) -> Any:
-        """Run ``fn``; an unexpected exception becomes an AssertionError naming ``check``
-        (an ImportError passes through: a missing optional extra, for the caller to skip)."""
-        try:
-            return fn()
-        except (AssertionError, ImportError):
-            raise
-        except Exception as exc:  # any crash inside a check fails that check
-            raise self.fail(check, f"raised {exc!r}") from exc
+    def __init__(self, factory: Callable[[], CTRModel], data: CTRSplit | None = None,
+                 name: str = "") -> None:
+        super().__init__(factory, name)
+        self.split = tiny_ctr_data() if data is None else data
+        self._probs: np.ndarray | None = None
 
+    def applicable(self) -> list[str]:
+        """Every check; ``same seed`` only for stochastic models."""
+        stochastic = self.fresh().stochastic
+        return [c for c in self.CHECKS if c != "same seed" or stochastic]
+
+    def check(self, name: str) -> None:
+        with _one_torch_thread():
+            super().check(name)
+
+    # ------------------------------------------------------------------ helpers
     def fresh(self) -> CTRModel:
         model = self.factory()
         self.expect(isinstance(model, CTRModel), "factory",
                     f"factory returned {type(model).__name__}, not a CTRModel")
+        if self.label == (self.name or "model"):
+            self.label = f"{type(model).__name__} ({self.name or model.name or 'unregistered'})"
         return model
 
     def fit(self, model: CTRModel, train: CTRData | None = None) -> CTRModel:
         return model.fit(self.split.train if train is None else train, valid=self.split.valid,
                          rng=0)
 
-    def run(self) -> None:
+    def _fit_model(self) -> CTRModel:
         model = self.fresh()
-        self.label = f"{type(model).__name__} ({self.name or model.name or 'unregistered'})"
-        self.guard("predict before fit", lambda: self.check_unfitted(model))
-        self.guard("fit validates input", self.check_validation)
         fitted = self.guard("fit", lambda: self.fit(model))
         self.expect(fitted is model, "fit returns self",
                     f"fit returned {type(fitted).__name__}, not the model itself")
-        probs = self.guard("predict_proba", lambda: self.check_proba(model, self.split.train))
-        checks: list[tuple[str, Callable[[], None]]] = [
-            ("learns", lambda: self.check_learns(probs)),
-            ("rows independent", lambda: self.check_rows(model, probs)),
-            ("save/load", lambda: self.check_save_load(model, probs)),
-            ("other schema", lambda: self.check_other_schema(model)),
-            ("without history", lambda: self.check_without_history(model, probs)),
-        ]
-        if getattr(model, "stochastic", False):
-            checks.append(("same seed", lambda: self.check_same_seed(probs)))
-        for check, fn in checks:  # a loop over checks
-            self.guard(check, fn)
+        return model
 
-    def check_unfitted(self, model: CTRModel) -> None:
+    @property
+    def probs(self) -> np.ndarray:
+        """``predict_proba`` of the train impressions, checked once."""
+        if self._probs is None:
+            self._probs = self.guard("predict_proba",
+                                     lambda: self.proba(self.fitted, self.split.train))
+        return self._probs
+
+    def proba(self, model: CTRModel, data: CTRData) -> np.ndarray:
+        p = model.predict_proba(data)
+        check = "predict_proba"
+        self.expect(isinstance(p, np.ndarray), check, f"returned {type(p).__name__}")
+        self.expect(p.shape == (len(data),), check,
+                    f"shape {p.shape}, expected {(len(data),)}")
+        self.expect(p.dtype == np.float32, check, f"dtype {p.dtype}, expected float32")
+        self.expect(bool(np.isfinite(p).all()), check,
+                    f"{int((~np.isfinite(p)).sum())} non-finite probabilities")
+        self.expect(bool(((p >= 0) & (p <= 1)).all()), check,
+                    f"probabilities outside [0, 1]: min {p.min()}, max {p.max()}")
+        return p
+
+    # ------------------------------------------------------------------ the checks
+    def check_unfitted(self) -> None:
         try:
-            model.predict_proba(self.split.test)
+            self.fresh().predict_proba(self.split.test)
         except RuntimeError:
             return
         except Exception as exc:  # any other error type breaks the contract
@@ -212,33 +249,27 @@ class _CTRChecker:
                             "TypeError naming the expected input") from exc
         raise self.fail("fit validates input", "fit accepted an ndarray instead of CTRData")
 
-    def check_proba(self, model: CTRModel, data: CTRData) -> np.ndarray:
-        p = model.predict_proba(data)
-        check = "predict_proba"
-        self.expect(isinstance(p, np.ndarray), check, f"returned {type(p).__name__}")
-        self.expect(p.shape == (len(data),), check,
-                    f"shape {p.shape}, expected {(len(data),)}")
-        self.expect(p.dtype == np.float32, check, f"dtype {p.dtype}, expected float32")
-        self.expect(bool(np.isfinite(p).all()), check,
-                    f"{int((~np.isfinite(p)).sum())} non-finite probabilities")
-        self.expect(bool(((p >= 0) & (p <= 1)).all()), check,
-                    f"probabilities outside [0, 1]: min {p.min()}, max {p.max()}")
-        return p
+    def check_fit(self) -> None:
+        self.fitted  # noqa: B018  (fitting is the check: _fit_model)
 
-    def check_learns(self, probs: np.ndarray) -> None:
+    def check_predictions(self) -> None:
+        self.probs  # noqa: B018  (predicting is the check: proba)
+
+    def check_learns(self) -> None:
         # a constant (or label-blind) predictor has AUC 0.5: this needs a fitted signal
-        value = auc(self.split.train.require_labels("learns"), probs)
+        value = auc(self.split.train.require_labels("learns"), self.probs)
         self.expect(value > 0.6, "learns", f"train AUC {value:.3f} <= 0.6 on the tiny "
                     "learnable data (a constant predictor scores 0.5)")
 
-    def check_rows(self, model: CTRModel, probs: np.ndarray) -> None:
+    def check_rows(self) -> None:
         rows = np.arange(len(self.split.train))[::3][::-1]
-        part = model.predict_proba(self.split.train.take(rows))
-        np.testing.assert_allclose(part, probs[rows], rtol=1e-5, atol=1e-6,
+        part = self.fitted.predict_proba(self.split.train.take(rows))
+        np.testing.assert_allclose(part, self.probs[rows], rtol=1e-5, atol=1e-6,
                                    err_msg=f"{self.label}: a row's probability depends on the "
                                    "other rows predicted with it")
 
-    def check_save_load(self, model: CTRModel, probs: np.ndarray) -> None:
+    def check_save_load(self) -> None:
+        model, probs = self.fitted, self.probs
         with tempfile.TemporaryDirectory(prefix="streamrec-ctr-conformance-") as tmp:
             path = Path(tmp) / "model"
             model.save(path)
@@ -255,27 +286,28 @@ class _CTRChecker:
         np.testing.assert_array_equal(again, probs, err_msg=f"{self.label}: the loaded "
                                       "model's probabilities differ from the saved model's")
 
-    def check_other_schema(self, model: CTRModel) -> None:
+    def check_other_schema(self) -> None:
         test = self.split.test
         s = test.schema
         other = CTRData(replace(s, dense=(*s.dense, "extra")),
                         np.concatenate([test.dense, np.zeros((len(test), 1), np.float32)], 1),
                         test.categorical, history=test.history)
         try:
-            model.predict_proba(other)
+            self.fitted.predict_proba(other)
         except ValueError:
             return
         except Exception as exc:  # another error type breaks the contract
             raise self.fail("other schema", f"raised {exc!r}, expected ValueError") from exc
         raise self.fail("other schema", "predict_proba accepted data with an extra dense field")
 
-    def check_without_history(self, model: CTRModel, probs: np.ndarray) -> None:
+    def check_without_history(self) -> None:
+        model, probs = self.fitted, self.probs
         train = self.split.train
         if train.history is None:
             return
         bare = _without_history(train)
-        if getattr(model, "requires_history", False):
-            p = self.check_proba(model, replace(train, history=None))  # predicts as if empty
+        if model.requires_history:
+            p = self.proba(model, replace(train, history=None))  # predicts as if empty
             self.expect(p.shape == probs.shape, "without history", "wrong shape")
             try:
                 self.fresh().fit(bare, rng=0)
@@ -284,17 +316,29 @@ class _CTRChecker:
             raise self.fail("without history", "fit on data without history did not raise "
                             "ValueError (the model declares requires_history)")
         other = self.fresh().fit(bare, valid=_without_history(self.split.valid), rng=0)
-        self.check_proba(other, bare)
+        self.proba(other, bare)
         # a model that ignores histories predicts the same with or without them
         np.testing.assert_allclose(model.predict_proba(replace(train, history=None)), probs,
                                    rtol=1e-5, atol=1e-6, err_msg=f"{self.label}: predictions "
                                    "change when the (unused) history is dropped")
 
-    def check_same_seed(self, probs: np.ndarray) -> None:
+    def check_same_seed(self) -> None:
         other = self.fit(self.fresh())
-        np.testing.assert_array_equal(other.predict_proba(self.split.train), probs,
+        np.testing.assert_array_equal(other.predict_proba(self.split.train), self.probs,
                                       err_msg=f"{self.label}: two fits with rng=0 give "
                                       "different probabilities")
+
+
+#: every check name, in the order :func:`check_ctr_model` runs them
+CTR_CHECKS: tuple[str, ...] = tuple(CTRSuite.CHECKS)
+
+
+def ctr_checks(name: str) -> list[str]:
+    """The conformance checks that apply to registered click model ``name``."""
+    from streamrec.models.registry import spec
+
+    stochastic = spec(name, "ctr").stochastic
+    return [c for c in CTR_CHECKS if c != "same seed" or stochastic]
 
 
 def check_ctr_model(factory: Callable[[], CTRModel], *, name: str = "",
@@ -325,12 +369,8 @@ def check_ctr_model(factory: Callable[[], CTRModel], *, name: str = "",
     ImportError
         When the model needs an optional extra that is not installed.
     """
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)  # tiny batches: extra threads only add overhead and contention
-    try:
-        _CTRChecker(factory, tiny_ctr_data() if data is None else data, name).run()
-    finally:
-        torch.set_num_threads(threads)
+    with _one_torch_thread():
+        CTRSuite(factory, data, name).run_all()
 
 
 def check_all_ctr(names: Iterable[str] | None = None) -> dict[str, str]:
@@ -350,7 +390,7 @@ def check_all_ctr(names: Iterable[str] | None = None) -> dict[str, str]:
     data = tiny_ctr_data()
     failures: list[str] = []
     skipped: dict[str, str] = {}
-    for name in available("ctr") if names is None else list(names):  # a loop over models
+    for name in available("ctr") if names is None else list(names):
         try:
             check_ctr_model(lambda n=name: create(n, kind="ctr", **ctr_conformance_params(n)),
                             name=name, data=data)
