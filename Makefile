@@ -30,8 +30,12 @@ serve: install
 	@test -d $(WORKDIR)/registry/ranker || $(BIN)/streamrec quickstart --workdir $(WORKDIR)
 	$(BIN)/streamrec serve --registry $(WORKDIR)/registry --port $(PORT)
 
+# mypy: strict (typed defs) on serve/ and data/; models/ and eval/ join once they pass
+MYPY_PATHS ?= src/streamrec/serve src/streamrec/data
+
 lint: install
 	$(BIN)/ruff check src tests benchmarks
+	$(BIN)/mypy $(MYPY_PATHS)
 
 test: lint
 	$(BIN)/python -m pytest -q -m "not slow"
@@ -45,4 +49,4 @@ bench: install
 	$(BIN)/python benchmarks/load.py
 
 clean:
-	rm -rf $(VENV) build dist *.egg-info src/*.egg-info .pytest_cache .ruff_cache
+	rm -rf $(VENV) build dist *.egg-info src/*.egg-info .pytest_cache .ruff_cache .mypy_cache

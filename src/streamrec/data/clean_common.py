@@ -88,7 +88,7 @@ class StepReport:
 StepOutput = tuple[pl.DataFrame, StepReport, pl.DataFrame]
 
 
-def tagged(rows: pl.DataFrame, step: str, reason: str | pl.Expr) -> pl.DataFrame:
+def tagged(rows: pl.DataFrame, step: str, reason: str | pl.Expr | pl.Series) -> pl.DataFrame:
     """``rows`` with ``reason`` and ``step`` columns appended."""
     reason_expr = pl.lit(reason, dtype=pl.String) if isinstance(reason, str) else reason
     return rows.with_columns(reason_expr.cast(pl.String).alias("reason"),

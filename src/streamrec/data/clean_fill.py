@@ -117,7 +117,7 @@ def impute_missing(
     """
     step = "impute_missing"
     tables = {"users": (users, USER), "items": (items, ITEM)}
-    present = {k: v for k, v in tables.items() if v[0] is not None}
+    present = {name: (t, key) for name, (t, key) in tables.items() if t is not None}
     rows = sum(t.height for t, _ in present.values())
     if not present:
         rep = StepReport(step, 0, 0, 0, 0, "skipped: no user or item table", {}, skipped=True)

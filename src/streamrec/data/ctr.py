@@ -1,4 +1,4 @@
-"""Click-prediction data: one row per impression, model-ready (DESIGN.md §3 ``CTRModel``).
+"""Click-prediction data: one row per impression, model-ready (what every ``CTRModel`` reads).
 
 :class:`CTRData` holds what every CTR model reads, as aligned arrays:
 
@@ -167,7 +167,10 @@ class CTRData:
     def take(self, idx: np.ndarray) -> CTRData:
         """The rows ``idx`` (int indices or a boolean mask), in that order."""
         idx = np.asarray(idx)
-        pick = (lambda a: None if a is None else a[idx])  # noqa: E731
+
+        def pick(a: np.ndarray | None) -> np.ndarray | None:
+            return None if a is None else a[idx]
+
         return replace(self, dense=self.dense[idx], categorical=self.categorical[idx],
                        labels=pick(self.labels), history=pick(self.history),
                        timestamps=pick(self.timestamps), groups=pick(self.groups),

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 import numpy as np
 import polars as pl
@@ -14,7 +14,7 @@ import scipy.sparse as sp
 
 def _frozen(a: np.ndarray, dtype: type) -> np.ndarray:
     """A read-only C-contiguous array; copies when the input could still be written by the caller."""
-    arr = np.asarray(a, dtype=dtype)
+    arr: np.ndarray = np.asarray(a, dtype=dtype)
     if arr is a and arr.flags.writeable or not arr.flags.c_contiguous:
         arr = np.array(arr, dtype=dtype, order="C")
     arr.setflags(write=False)
@@ -187,7 +187,7 @@ class Interactions:
             values=np.concatenate([p.values for p in parts]),
             n_users=max(p.n_users for p in parts),
             n_items=max(p.n_items for p in parts),
-            events=np.concatenate([p.events for p in parts]) if has_events else None,  # type: ignore[misc]
+            events=np.concatenate([p.events for p in parts]) if has_events else None,
             event_names=names if has_events else (),
         )
 
@@ -203,7 +203,7 @@ class Interactions:
             ``binary``: 1 where the user interacted; ``count``: number of events;
             ``values``: sum of the ``values`` column over duplicate pairs.
         """
-        data = (
+        data: np.ndarray = (
             self.values.astype(dtype)
             if values == "values"
             else np.ones(len(self), dtype=dtype)
@@ -309,7 +309,8 @@ class Interactions:
         )
 
     def save(self, path: Path) -> None:
-        np.savez(path, **self.to_arrays())
+        arrays: dict[str, Any] = self.to_arrays()  # Any: savez's **kwargs include allow_pickle
+        np.savez(path, **arrays)
 
     @classmethod
     def load(cls, path: Path) -> Interactions:

@@ -26,10 +26,16 @@ import dataclasses
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qsl
 
 from streamrec.data.dataset import RawData
 from streamrec.data.errors import BadRowPolicy
+
+if TYPE_CHECKING:
+    from streamrec.data.synthetic.clicks import ClickConfig
+    from streamrec.data.synthetic.sessions import SessionConfig
+    from streamrec.data.synthetic.world import WorldConfig
 
 KINDS = ("synthetic", "synthetic-sessions", "synthetic-clicks", "movielens", "recbole", "sasrec",
          "events")
@@ -93,12 +99,12 @@ def parse_spec(text: str) -> DataSpec:
     return DataSpec(kind, Path(path_text).expanduser(), dict(parse_qsl(query)))
 
 
-def world_config_from_options(options: dict[str, str]):
+def world_config_from_options(options: dict[str, str]) -> WorldConfig:
     """A :class:`WorldConfig` from SPEC options (short names or field names)."""
     from streamrec.data.synthetic.world import WorldConfig
 
     fields = {f.name: f for f in dataclasses.fields(WorldConfig)}
-    kwargs: dict[str, object] = {}
+    kwargs: dict[str, Any] = {}  # parsed by each field's type; the config checks them
     for key, raw in options.items():
         name = SYNTHETIC_KEYS.get(key, key)
         if name not in fields:
@@ -112,14 +118,14 @@ def world_config_from_options(options: dict[str, str]):
     return WorldConfig(**kwargs)
 
 
-def click_config_from_options(options: dict[str, str]):
+def click_config_from_options(options: dict[str, str]) -> ClickConfig:
     """A :class:`ClickConfig` from SPEC options (``n``/``samples``, ``seed`` and the scalar
     fields; ``main`` as ``a/b/c``)."""
     from streamrec.data.synthetic.clicks import ClickConfig
 
     fields = {f.name for f in dataclasses.fields(ClickConfig)}
-    kwargs: dict[str, object] = {}
-    for key, raw in options.items():  # a loop over options
+    kwargs: dict[str, Any] = {}  # parsed by each field's type; the config checks them
+    for key, raw in options.items():
         name = CLICK_KEYS.get(key, key)
         if name not in fields:
             raise SpecError(f"unknown synthetic-clicks option {key!r}; known: "
@@ -136,7 +142,7 @@ def click_config_from_options(options: dict[str, str]):
     return ClickConfig(**kwargs)
 
 
-def session_config_from_options(options: dict[str, str]):
+def session_config_from_options(options: dict[str, str]) -> tuple[SessionConfig, int]:
     """A :class:`SessionConfig` and seed from SPEC options (short names or field names).
 
     Returns
@@ -149,7 +155,7 @@ def session_config_from_options(options: dict[str, str]):
 
     defaults = SessionConfig()
     fields = {f.name for f in dataclasses.fields(SessionConfig)}
-    kwargs: dict[str, object] = {}
+    kwargs: dict[str, Any] = {}  # parsed by each field's type; the config checks them
     seed = 0
     for key, raw in options.items():
         if key == "seed":
@@ -234,7 +240,7 @@ def load_raw(
     assert ds.path is not None
     if not ds.path.exists():
         raise FileNotFoundError(f"{ds.path}: no such file or directory (from data SPEC {str(ds)!r})")
-    kwargs: dict[str, object] = {}
+    kwargs: dict[str, Any] = {}  # parsed by each field's type; the config checks them
     if ds.kind == "events":
         merged = {**ds.options, **{k: v for k, v in (columns or {}).items() if v}}
         for key, value in merged.items():

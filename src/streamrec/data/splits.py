@@ -1,6 +1,6 @@
 """Train/valid/test splits with vocabularies fitted on train only.
 
-Four protocols (DESIGN.md §4):
+The protocols:
 
 ``temporal_global``
     One time cut for everybody, as in production: the latest events are valid/test.
@@ -46,6 +46,8 @@ from streamrec.data.interactions import Interactions
 from streamrec.data.vocab import Vocabulary
 
 ColdPolicy = Literal["keep", "drop"]
+#: train, valid, test shares (non-negative, summing to 1)
+Ratios = tuple[float, float, float]
 PROTOCOLS = ("temporal_global", "temporal_user", "leave_last_out", "random_user", "case_study",
              "session_temporal")
 TRAIN, VALID, TEST = 0, 1, 2
@@ -55,8 +57,8 @@ TRAIN, VALID, TEST = 0, 1, 2
 class Split:
     """A split of one dataset.
 
-    A dataclass rather than the NamedTuple of DESIGN.md: it also carries the vocabularies and
-    the counts, and attribute access stays stable when fields are added.
+    A dataclass rather than a NamedTuple: it also carries the vocabularies and the counts,
+    and attribute access stays stable when fields are added.
 
     Attributes
     ----------
@@ -103,7 +105,7 @@ def _positions(users: np.ndarray, order: np.ndarray, n_users: int) -> tuple[np.n
     return pos, counts[u]
 
 
-def _ratio_assign(pos: np.ndarray, n: np.ndarray, ratios: tuple[float, float, float]) -> np.ndarray:
+def _ratio_assign(pos: np.ndarray, n: np.ndarray, ratios: Ratios) -> np.ndarray:
     train_r, valid_r, test_r = _check_ratios(ratios)
     # floor(train * n) and floor((train + valid) * n), guarded against 0.1 + 0.8 = 0.9000000001
     train_end = np.floor(n * train_r + 1e-9).astype(np.int64)
@@ -114,13 +116,13 @@ def _ratio_assign(pos: np.ndarray, n: np.ndarray, ratios: tuple[float, float, fl
     return out
 
 
-def _check_ratios(ratios: tuple[float, float, float]) -> tuple[float, float, float]:
+def _check_ratios(ratios: Ratios) -> Ratios:
     if len(ratios) != 3 or any(r < 0 for r in ratios) or not math.isclose(sum(ratios), 1.0):
         raise ValueError(f"split ratios must be three non-negative numbers summing to 1, got {ratios}")
     return ratios
 
 
-def assign_temporal_user(inter: Interactions, ratios=(0.8, 0.1, 0.1)) -> np.ndarray:
+def assign_temporal_user(inter: Interactions, ratios: Ratios = (0.8, 0.1, 0.1)) -> np.ndarray:
     """Part (0 train, 1 valid, 2 test) of each row, shape (n,), by per-user time order."""
     order = inter.chronological_order()
     pos, n = _positions(inter.users, order, inter.n_users)
@@ -129,7 +131,7 @@ def assign_temporal_user(inter: Interactions, ratios=(0.8, 0.1, 0.1)) -> np.ndar
     return out
 
 
-def assign_random_user(inter: Interactions, ratios=(0.8, 0.1, 0.1), seed: int = 0) -> np.ndarray:
+def assign_random_user(inter: Interactions, ratios: Ratios = (0.8, 0.1, 0.1), seed: int = 0) -> np.ndarray:
     """Part of each row by a seeded random order inside each user's history, shape (n,)."""
     key = np.random.default_rng(seed).random(len(inter))
     order = np.lexsort((key, inter.users))
@@ -180,7 +182,7 @@ def _user_parts(inter: Interactions, user_part: np.ndarray) -> np.ndarray:
     return user_part[inter.users].astype(np.int8)
 
 
-def assign_case_study(inter: Interactions, ratios=(0.8, 0.1, 0.1), seed: int = 0) -> np.ndarray:
+def assign_case_study(inter: Interactions, ratios: Ratios = (0.8, 0.1, 0.1), seed: int = 0) -> np.ndarray:
     """Part of each row, shape (n,): whole users (sessions) in a seeded random order, the first
     ``floor(train * U)`` train, up to ``floor((train + valid) * U)`` valid, the rest test
     (``U``: users with at least one row)."""
@@ -395,13 +397,13 @@ def split_by_assignment(
     )
 
 
-def temporal_user(ds: Dataset, ratios=(0.8, 0.1, 0.1), *, cold: ColdPolicy = "keep") -> Split:
+def temporal_user(ds: Dataset, ratios: Ratios = (0.8, 0.1, 0.1), *, cold: ColdPolicy = "keep") -> Split:
     """Per-user chronological split with floor rounding (see module docstring)."""
     return split_by_assignment(ds, assign_temporal_user(ds.interactions, ratios),
                                protocol="temporal_user", cold=cold, params={"ratios": list(ratios)})
 
 
-def random_user(ds: Dataset, ratios=(0.8, 0.1, 0.1), seed: int = 0, *, cold: ColdPolicy = "keep") -> Split:
+def random_user(ds: Dataset, ratios: Ratios = (0.8, 0.1, 0.1), seed: int = 0, *, cold: ColdPolicy = "keep") -> Split:
     """Per-user random split (seeded) with floor rounding."""
     return split_by_assignment(ds, assign_random_user(ds.interactions, ratios, seed),
                                protocol="random_user", cold=cold,
@@ -421,7 +423,7 @@ def temporal_global(ds: Dataset, valid: float = 0.1, test: float = 0.1, *, cold:
                                params={"valid": valid, "test": test})
 
 
-def case_study(ds: Dataset, ratios=(0.8, 0.1, 0.1), seed: int = 0, *,
+def case_study(ds: Dataset, ratios: Ratios = (0.8, 0.1, 0.1), seed: int = 0, *,
                cold: ColdPolicy = "keep") -> Split:
     """Whole sessions (users of ``ds``) at random (seeded) to train/valid/test by ``ratios``.
 
@@ -445,7 +447,7 @@ def session_temporal(ds: Dataset, valid: float = 0.1, test: float = 0.1, *,
 
 
 def make_split(ds: Dataset, protocol: str, *, cold: ColdPolicy = "keep", seed: int = 0,
-               ratios: tuple[float, float, float] = (0.8, 0.1, 0.1)) -> Split:
+               ratios: Ratios = (0.8, 0.1, 0.1)) -> Split:
     """Split by protocol name (the CLI's entry point); ``ratios[1:]`` are the valid/test
     shares of the two temporal protocols."""
     if protocol == "temporal_user":

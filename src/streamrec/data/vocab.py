@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 import numpy as np
 
@@ -156,7 +156,8 @@ class Vocabulary:
         return cls(np.asarray(arrays[f"{prefix}ids"]), name=name)
 
     def save(self, path: Path) -> None:
-        np.savez(path, **self.to_arrays(""), name=np.array(self.name))
+        arrays: dict[str, Any] = self.to_arrays("")  # Any: savez's **kwargs include allow_pickle
+        np.savez(path, **arrays, name=np.array(self.name))
 
     @classmethod
     def load(cls, path: Path) -> Vocabulary:

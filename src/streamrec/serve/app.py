@@ -17,13 +17,14 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, MutableMapping
+from collections.abc import AsyncIterator
 from typing import Any
 
 from fastapi import FastAPI, HTTPException, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from streamrec.serve.metrics import Metrics
 from streamrec.serve.service import ServiceState
@@ -32,11 +33,6 @@ from streamrec.serve.settings import Settings
 __all__ = ["ServiceState", "create_app"]
 
 log = logging.getLogger("streamrec.serve")
-
-Message = MutableMapping[str, Any]
-Receive = Callable[[], Awaitable[Message]]
-Send = Callable[[Message], Awaitable[None]]
-
 
 def error_response(status: int, detail: str, *, errors: list[dict[str, Any]] | None = None,
                    headers: dict[str, str] | None = None) -> JSONResponse:
@@ -52,14 +48,14 @@ class _Observe:
     template (a plain ASGI class: ``BaseHTTPMiddleware`` costs about a millisecond per
     request)."""
 
-    def __init__(self, app: Any, *, metrics: Metrics, max_body: int,
+    def __init__(self, app: ASGIApp, *, metrics: Metrics, max_body: int,
                  body_timeout: float) -> None:
         self.app = app
         self.metrics = metrics
         self.max_body = max_body
         self.body_timeout = body_timeout
 
-    async def __call__(self, scope: dict[str, Any], receive: Receive, send: Send) -> None:
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return

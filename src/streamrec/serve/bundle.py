@@ -26,7 +26,7 @@ import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import polars as pl
@@ -44,14 +44,12 @@ from streamrec.serve.layout import (
 
 if TYPE_CHECKING:
     from streamrec.data.interactions import Interactions
-    from streamrec.models.base import Model
     from streamrec.serve.registry import ModelVersion
 
 __all__ = ["SERVING_MODELS", "BuildConfig", "build_system", "log_frame"]
 
 #: the registry names the service loads
 SERVING_MODELS: tuple[str, ...] = ("retrieval", "ranker", "session", "catalog")
-_M = TypeVar("_M", bound="Model")
 _LOG_COLUMNS = ("user_id", "item_id", "session_id", "timestamp", "event", "value", "platform")
 
 
@@ -106,15 +104,9 @@ def _interactions(log: pl.DataFrame, users: np.ndarray, items: np.ndarray,
                                     n_users=len(users), n_items=len(items))
 
 
-def _create(cls: type[_M], name: str, **params: Any) -> _M:
-    """``create(name, **params)``, checked to be a ``cls`` (what the service loads it as)."""
-    from streamrec.models.registry import create
-
-    model = create(name, **params)
-    if not isinstance(model, cls):
-        raise TypeError(f"model {name!r} is a {type(model).__name__}; the service needs a "
-                        f"{cls.__name__} here")
-    return model
+def _wrong_model(name: str, model: object, needed: type) -> TypeError:
+    return TypeError(f"model {name!r} is a {type(model).__name__}; the service loads this "
+                     f"entry as a {needed.__name__}")
 
 
 def _catalog_rows(log: pl.DataFrame, users: pl.DataFrame, items: pl.DataFrame,
@@ -156,6 +148,7 @@ def build_system(log: pl.DataFrame, users: pl.DataFrame, items: pl.DataFrame,
     -------
     dict: entry name -> registered :class:`~streamrec.serve.registry.ModelVersion`.
     """
+    from streamrec.models.registry import create
     from streamrec.models.sequential.base import SequentialRecommender
     from streamrec.serve.registry import ModelRegistry, fingerprint_arrays
 
@@ -191,7 +184,9 @@ def build_system(log: pl.DataFrame, users: pl.DataFrame, items: pl.DataFrame,
 
         say(f"session: {cfg.session_model}")
         d = tmp / "session"
-        seq = _create(SequentialRecommender, cfg.session_model, **cfg.session_params)
+        seq = create(cfg.session_model, **cfg.session_params)
+        if not isinstance(seq, SequentialRecommender):
+            raise _wrong_model(cfg.session_model, seq, SequentialRecommender)
         seq.fit(_interactions(log, user_ids, item_ids, POSITIVE_EVENTS[:2]), rng=cfg.seed)
         SessionLayout(d).write_model(seq)
         out["session"] = registry.register(
@@ -235,7 +230,7 @@ def _build_retrieval(d: Path, positives: Interactions, items: pl.DataFrame,
     from streamrec.retrieval.covisit import CoVisitation
 
     lay = RetrievalLayout(d)
-    model = _create(ImplicitALS, "ials", **cfg.retrieval_params)
+    model = ImplicitALS(**cfg.retrieval_params)
     model.fit(positives, rng=cfg.seed)
     model.save(lay.model)
     lay.write_ids(user_ids, item_ids)
@@ -268,6 +263,7 @@ def _build_ranker(d: Path, log: pl.DataFrame, users: pl.DataFrame, items: pl.Dat
     )
     from streamrec.models.als import ImplicitALS
     from streamrec.models.ctr.base import CTRModel
+    from streamrec.models.registry import create
 
     lay = RankerLayout(d)
     fc = cfg.feature_config
@@ -281,15 +277,17 @@ def _build_ranker(d: Path, log: pl.DataFrame, users: pl.DataFrame, items: pl.Dat
     parts = frame[:a], frame[a:b], frame[b:]
     encoder = streamrec_encoder(parts[0])
     data = [encoder.transform(p) for p in parts]
-    model = _create(CTRModel, cfg.ranker, kind="ctr", **cfg.ranker_params)
+    model = create(cfg.ranker, kind="ctr", **cfg.ranker_params)
+    if not isinstance(model, CTRModel):
+        raise _wrong_model(cfg.ranker, model, CTRModel)
     model.fit(data[0], valid=data[1], rng=cfg.seed)
     model.save(lay.model)
     lay.write_encoder(encoder)
     lay.write_feature_config(fc)
     # serving MF: every click of the log, rows = catalog rows
     clicks = _interactions(log, user_ids, item_ids, ("click",))
-    mf = _create(ImplicitALS, "ials", factors=fc.mf_factors, iterations=fc.mf_iterations,
-                 regularization=fc.mf_regularization)
+    mf = ImplicitALS(factors=fc.mf_factors, iterations=fc.mf_iterations,
+                     regularization=fc.mf_regularization)
     mf.fit(clicks, rng=fc.seed)
     mf.save(lay.mf)
     lay.write_clicks(_seen(clicks))  # the users' clicked items, for folding in live clicks

@@ -497,7 +497,7 @@ class Engine:
         rows = self.state.items.lookup(pos["item_id"].to_numpy())
         grouped = (pl.DataFrame({"s": pos["session_id"], "r": rows})
                    .group_by("s", maintain_order=True).agg("r"))
-        for s, r in grouped.iter_rows():  # a loop over sessions, not events
+        for s, r in grouped.iter_rows():  # per session of the batch, not per event
             cur = self.sessions.pop(s, [])
             self.sessions[s] = (cur + r)[-50:]
         while len(self.sessions) > self.max_sessions:

@@ -15,10 +15,24 @@ import numpy as np
 
 from streamrec.features.streamrec import DAY, FeatureConfig
 
-__all__ = ["NO_TIME", "SlateCounters", "UserCounters", "slate_features"]
+__all__ = ["NO_TIME", "SlateCounters", "SlateFeatures", "UserCounters", "feature_array",
+           "slate_features"]
 
 #: a time never seen (the user's last event, a signup or release time that is unknown)
 NO_TIME = int(np.iinfo(np.int64).min)
+
+
+#: a slate's features: each numeric one and ``history`` an array, the two categorical ones a
+#: string or None (one value for the whole slate)
+SlateFeatures = dict[str, "np.ndarray | str | None"]
+
+
+def feature_array(features: SlateFeatures, name: str) -> np.ndarray:
+    """``features[name]``, which must be one of the arrays."""
+    value = features[name]
+    if not isinstance(value, np.ndarray):
+        raise TypeError(f"feature {name!r} is {value!r}, not an array")
+    return value
 
 
 @dataclass(frozen=True)
@@ -58,7 +72,7 @@ class SlateCounters:
 
 def slate_features(x: SlateCounters, cfg: FeatureConfig, now: int, *, n_categories: int,
                    platform: str | None = None, collaborative: np.ndarray | None = None,
-                   ) -> dict[str, object]:
+                   ) -> SlateFeatures:
     """The features at time ``now``: each numeric feature -> float64 (C,) (NaN where
     unknown), the two categorical features -> str or None, ``"history"`` -> the user's
     clicked item rows. ``platform`` overrides the user's; ``collaborative`` is

@@ -33,7 +33,14 @@ import polars as pl
 import scipy.sparse as sp
 
 from streamrec.features.streamrec import DAY, FEATURES, FeatureConfig
-from streamrec.serve.feature_formulas import NO_TIME, SlateCounters, UserCounters, slate_features
+from streamrec.serve.feature_formulas import (
+    NO_TIME,
+    SlateCounters,
+    SlateFeatures,
+    UserCounters,
+    feature_array,
+    slate_features,
+)
 from streamrec.serve.ids import IdIndex
 
 __all__ = ["EVENT_TYPES", "POSITIVE_EVENTS", "FeatureState"]
@@ -152,7 +159,7 @@ class FeatureState:
         if n <= cur:
             return
         size = max(n, 2 * cur, 256)
-        for name in names:  # a loop over the state's arrays
+        for name in names:
             old = getattr(self, name)
             new = np.full((size, *old.shape[1:]), _fill_value(name), old.dtype)
             new[:cur] = old
@@ -194,7 +201,7 @@ class FeatureState:
     def _codes(self, values: pl.Series, levels: list[str | None]) -> np.ndarray:
         """Codes of string values in ``levels`` (extended with new values; null -> 0)."""
         vals = values.cast(pl.String)
-        for v in vals.drop_nulls().unique().sort().to_list():  # a loop over distinct levels
+        for v in vals.drop_nulls().unique().sort().to_list():
             if v not in levels:
                 levels.append(v)
         mapping = pl.DataFrame({"v": levels[1:], "c": np.arange(1, len(levels), dtype=np.int16)},
@@ -431,7 +438,7 @@ class FeatureState:
 
     def feature_arrays(self, user_row: int, items: np.ndarray, now: int, *,
                        platform: str | None = None, collaborative: np.ndarray | None = None,
-                       ) -> dict[str, object]:
+                       ) -> SlateFeatures:
         """The 20 features of (user, each item) at time ``now``, as arrays (the fast path of
         the service; :meth:`features` is the same as a polars frame).
 
@@ -504,7 +511,7 @@ class FeatureState:
             cols, schema={name: (pl.String if name in ("user_subscription_tier", "user_platform")
                                  else pl.Float64) for name in FEATURES},
             nan_to_null=True)
-        hist_ids = self.items.ids[arrays["history"]].tolist()
+        hist_ids = self.items.ids[feature_array(arrays, "history")].tolist()
         extra = [pl.Series("history", [hist_ids] * c, dtype=pl.List(pl.Int64))]
         if item_ids is not None:
             extra.insert(0, pl.Series("item_id", np.asarray(item_ids, np.int64)))

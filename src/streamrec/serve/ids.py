@@ -9,6 +9,7 @@ of ids is one numpy gather; other ids fall back to a dict.
 from __future__ import annotations
 
 import threading
+from collections.abc import Sequence
 
 import numpy as np
 
@@ -29,7 +30,7 @@ class IdIndex:
         What the ids are, for error messages.
     """
 
-    def __init__(self, ids: np.ndarray | list[int] = (), *, name: str = "id") -> None:
+    def __init__(self, ids: np.ndarray | Sequence[int] = (), *, name: str = "id") -> None:
         arr = np.asarray(ids, dtype=np.int64).reshape(-1)
         if len(np.unique(arr)) != len(arr):
             raise ValueError(f"{name} ids must be distinct")

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import threading
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, cast
 
 from streamrec.serve.queue_base import (
     AppendResult,
@@ -17,6 +17,10 @@ from streamrec.serve.queue_base import (
 )
 
 __all__ = ["RedisQueue"]
+
+# a stream entry as the client returns it (decode_responses=True): id, fields (None when the
+# entry was deleted while pending)
+_Entry = tuple[str, dict[str, str] | None]
 
 # KEYS[1] = stream, KEYS[2..] = dedupe keys; ARGV[1] = ttl seconds (0: none),
 # ARGV[2] = approximate MAXLEN (0: none), ARGV[3..] = payloads aligned with KEYS[2..].
@@ -182,10 +186,10 @@ class RedisQueue(EventQueue):
         self._duplicates += len(ids) - accepted
         return AppendResult(accepted=accepted, duplicates=len(ids) - accepted)
 
-    def _xread(self, start: str, count: int, block: int | None) -> list[tuple[str, Any]]:
-        resp = self._r.xreadgroup(
+    def _xread(self, start: str, count: int, block: int | None) -> list[_Entry]:
+        resp = cast(list[tuple[str, list[_Entry]]] | None, self._r.xreadgroup(
             self.group, self.consumer, {self.stream: start}, count=count, block=block
-        )
+        ))
         if not resp:
             return []
         return list(resp[0][1])
@@ -221,7 +225,7 @@ class RedisQueue(EventQueue):
         return out
 
     @staticmethod
-    def _decode(entries: list[tuple[str, Any]]) -> tuple[list[Delivery], list[str]]:
+    def _decode(entries: list[_Entry]) -> tuple[list[Delivery], list[str]]:
         out: list[Delivery] = []
         gone: list[str] = []
         for mid, fields in entries:
@@ -255,7 +259,8 @@ class RedisQueue(EventQueue):
         """Entries after ``last_delivered`` (fallback when XINFO gives no ``lag``)."""
         n, start = 0, f"({last_delivered}"
         while True:
-            batch = self._r.xrange(self.stream, min=start, max="+", count=10_000)
+            batch = cast(list[_Entry], self._r.xrange(self.stream, min=start, max="+",
+                                                      count=10_000))
             n += len(batch)
             if len(batch) < 10_000:
                 return n

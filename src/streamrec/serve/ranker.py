@@ -17,6 +17,7 @@ import polars as pl
 
 from streamrec.data.ctr import CTRData
 from streamrec.features.encoders import CTREncoder
+from streamrec.serve.feature_formulas import SlateFeatures, feature_array
 
 __all__ = ["SlateEncoder"]
 
@@ -63,7 +64,7 @@ class SlateEncoder:
             return 1 + zlib.crc32(str(value).encode()) % self.encoder.hash_buckets[col]
         return self.levels[col].get(str(value), 0)
 
-    def encode(self, features: dict[str, object], item_rows: np.ndarray,
+    def encode(self, features: SlateFeatures, item_rows: np.ndarray,
                user_id: int | None = None) -> CTRData:
         """CTRData of a slate from :meth:`FeatureState.feature_arrays` output.
 
@@ -79,13 +80,13 @@ class SlateEncoder:
         enc = self.encoder
         c = len(item_rows)
         v = np.empty((c, len(self.dense_cols)), np.float64)
-        for j, col in enumerate(self.dense_cols):  # a loop over dense fields: gather only
-            v[:, j] = features[col]
+        for j, col in enumerate(self.dense_cols):  # per field: each is one gather
+            v[:, j] = feature_array(features, col)
         v[:, self.is_log] = np.log1p(np.maximum(v[:, self.is_log], 0.0))
         z = np.clip((v - self.mean) / self.std, -_CLIP, _CLIP)
         dense = np.where(np.isfinite(z), z, 0.0).astype(np.float32)
         cat = np.zeros((c, len(enc.categorical) + len(self.buckets)), np.int64)
-        for j, col in enumerate(enc.categorical):  # a loop over categorical fields
+        for j, col in enumerate(enc.categorical):
             if col == self.item_field:
                 cat[:, j] = self.item_codes[item_rows]
             elif col == "user_id":
@@ -93,12 +94,12 @@ class SlateEncoder:
             else:
                 cat[:, j] = self._scalar_code(col, features[col])
         for j, (col, edges) in enumerate(self.buckets, start=len(enc.categorical)):
-            v = np.asarray(features[col], np.float64)
+            v = np.asarray(feature_array(features, col), np.float64)
             ok = np.isfinite(v)
             cat[ok, j] = 1 + np.searchsorted(edges, v[ok], side="right")
         history = None
         if enc.history is not None:
-            hist_rows = np.asarray(features["history"], np.int64)[-enc.history_len:]
+            hist_rows = np.asarray(feature_array(features, "history"), np.int64)[-enc.history_len:]
             row = np.zeros(enc.history_len, np.int64)
             if len(hist_rows):
                 row[enc.history_len - len(hist_rows):] = self.item_codes[hist_rows]

@@ -91,7 +91,7 @@ def fingerprint_arrays(*arrays: np.ndarray) -> str:
         h.update(len(header).to_bytes(8, "little"))
         h.update(header)
         h.update(arr.nbytes.to_bytes(8, "little"))
-        h.update(arr.reshape(-1).view(np.uint8))
+        h.update(arr.reshape(-1).view(np.uint8).data)
     return h.hexdigest()
 
 

@@ -63,7 +63,7 @@ class QueuedEvent(EventIn):
     """An event as ``POST /v1/events`` puts it on the queue: the time filled in, and when
     the service received it (the consumer checks events from other producers with it)."""
 
-    timestamp: int = Field(ge=0, le=2**40, strict=True)  # type: ignore[assignment]
+    timestamp: int = Field(ge=0, le=2**40, strict=True)
     received_at: int | None = Field(None, ge=0, le=2**40, strict=True,
                                     description="the service clock when it was received")
 

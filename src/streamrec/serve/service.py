@@ -20,6 +20,7 @@ import gc
 import logging
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -283,7 +284,8 @@ class ServiceState:
         self.ready = True
 
     def _start_threads(self) -> None:
-        targets = [(self.consumer.run, "consumer")]
+        targets: list[tuple[Callable[[threading.Event], None], str]] = [
+            (self.consumer.run, "consumer")]
         if self.settings.reload_interval_s:
             targets.append((lambda _stop: self._watch(), "watcher"))
         for target, name in targets:
@@ -312,7 +314,8 @@ class ServiceState:
         last thing the service saw (training data, an event received, an item added)."""
         ends = [int(models.meta["data_end"])]
         if past.height:
-            ends += [int(past["timestamp"].max() or 0), int(past["received_at"].max() or 0)]
+            ends += [int(past.select(pl.col(c).max()).item() or 0)
+                     for c in ("timestamp", "received_at")]
         ends += [c.added_at for c in changes[-1:]]
         end = max(ends)
         wall = int(time.time())
@@ -332,14 +335,14 @@ class ServiceState:
 def _replay(engine: Engine, past: pl.DataFrame, changes: list[CatalogChange]) -> None:
     """Apply the logged events and catalog changes in the order they were first applied:
     each change after the event it names (``after_event_id``)."""
-    pos: dict[str, int] = {}
+    pos: dict[str | None, int] = {}
     if changes:
         marks = {c.after_event_id for c in changes} - {None}
         where = (past.with_row_index("pos").filter(pl.col("event_id").is_in(list(marks)))
                  .unique("event_id", keep="first"))
         pos = dict(zip(where["event_id"].to_list(), where["pos"].to_list(), strict=True))
     start = 0
-    for change in changes:  # a loop over catalog changes (admin requests), not events
+    for change in changes:  # per admin request, not per event: few
         # an unknown mark (its event set aside, say) keeps the change where it was
         cut = max(start, pos.get(change.after_event_id, start - 1) + 1)
         if cut > start:

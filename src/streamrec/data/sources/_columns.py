@@ -140,7 +140,7 @@ def _parse_datetimes(s: pl.Series) -> pl.Series:
     """Epoch seconds of ISO-8601-like strings (null where none of the formats fits)."""
     norm = s.str.replace(" ", "T", literal=True)
     out = pl.Series(s.name, [None] * len(s), dtype=pl.Int64)
-    for fmt in _DATETIME_FORMATS:  # a loop over formats, each one vectorised
+    for fmt in _DATETIME_FORMATS:  # per format; each parse is vectorised over the column
         todo = out.is_null() & norm.is_not_null()
         if not todo.any():
             break
@@ -182,10 +182,10 @@ def parse_time(df: pl.DataFrame, src: str, dst: str, rejects: Rejects, *,
         secs = _seconds(ints, unit)
     else:
         numeric = floats.is_not_null()
-        secs = _seconds(floats.filter(numeric), unit) if numeric.any() else None
+        num_secs = _seconds(floats.filter(numeric), unit) if numeric.any() else None
         full = pl.Series(dst, [None] * len(c), dtype=pl.Int64)
-        if secs is not None:
-            full = full.scatter(numeric.arg_true(), secs)
+        if num_secs is not None:
+            full = full.scatter(numeric.arg_true(), num_secs)
         text = pl.select(pl.when(~numeric).then(c)).to_series()
         secs = full.fill_null(_parse_datetimes(text))
     df = df.with_columns(secs.alias(dst))

@@ -37,6 +37,11 @@ Encoding = Literal["utf-8", "latin-1", "auto"]
 _UNIT_SEP = "\x1f"  # a byte that never occurs in the data files we read (checked)
 
 
+def _first_line(part: pl.DataFrame) -> int:
+    """The earliest source line of a frame of rejected rows (``line`` column)."""
+    return int(part.select(pl.col("line").min()).item())
+
+
 class Rejects:
     """Bad rows of one file, collected by vectorised checks.
 
@@ -87,9 +92,8 @@ class Rejects:
         if not self.parts:
             return
         if self.policy == "error":
-            first = min(self.parts, key=lambda p: int(p[2]["line"].min()))  # loop over checks
-            field, reason, part = first
-            line = int(part["line"].min())
+            field, reason, part = min(self.parts, key=lambda p: _first_line(p[2]))
+            line = _first_line(part)
             more = self.count - 1
             extra = f" ({more} more bad row{'s' if more > 1 else ''} in this file)" if more else ""
             raise DataFormatError(
@@ -246,7 +250,7 @@ def _unparseable(body: pl.Series, names: list[str], sep: str, quoting: bool) -> 
     stack = [(a, min(a + _CHUNK, len(body))) for a in range(0, len(body), _CHUNK)]
     stack.reverse()
     bad: list[int] = []
-    while stack:  # a loop over chunks (only when some line is malformed)
+    while stack:  # only runs when some line is malformed
         a, b = stack.pop()
         if _parse_csv(body.slice(a, b - a), names, sep, quoting) is not None:
             continue

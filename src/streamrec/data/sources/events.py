@@ -148,7 +148,7 @@ def _ndjson(lines: pl.DataFrame, schema: dict[str, type[pl.DataType]] | None = N
 def _json_keys(path: Path, lines: pl.DataFrame) -> list[str]:
     """Top-level keys of all lines (first-seen order), from chunks parsed on their own.
 
-    A chunk whose values do not mix is halved until its parts parse (a loop over chunks).
+    A chunk whose values do not mix is halved until its parts parse.
     """
     keys: dict[str, None] = {}
     stack = [(a, min(a + _JSON_CHUNK, lines.height)) for a in range(0, lines.height, _JSON_CHUNK)]
@@ -219,7 +219,7 @@ def resolve_columns(
     """
     mapping: dict[str, str | None] = {}
     detected: set[str] = set()
-    for role, names in COLUMN_NAMES.items():  # a loop over the six roles
+    for role, names in COLUMN_NAMES.items():
         col = given.get(role)
         if col == "":  # explicitly none
             mapping[role] = None
@@ -362,7 +362,7 @@ def _canonical(frame: pl.DataFrame, mapping: dict[str, str | None], source: list
 def _extras(frame: pl.DataFrame, extras: list[str]) -> list[pl.Series]:
     """Carried columns, text ones typed, canonical names suffixed with ``_src``."""
     out = []
-    for col in extras:  # a loop over columns
+    for col in extras:
         name = f"{col}_src" if col in _CANONICAL else col
         out.append(infer_column(frame[col]).alias(name))
     return out
@@ -387,7 +387,7 @@ def _read_side(path: Path, role: str, log_col: str, key: str, policy: BadRowPoli
     rej.finish(bad)
     others = [c for c in source if c != src]
     out = []
-    for col in others:  # a loop over columns
+    for col in others:
         out.append(infer_column(frame[col]).alias(f"{col}_src" if col == key else col))
     return frame.select(pl.col("__key").alias(key), *out)
 

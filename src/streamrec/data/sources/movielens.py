@@ -123,7 +123,7 @@ def _read_100k(d: Path, policy: BadRowPolicy, bad: BadRows) -> RawData:
     items = None
     if (d / "u.item").exists():
         files.append(d / "u.item")
-        genres = GENRES_100K
+        genres: tuple[str, ...] = GENRES_100K
         if (d / "u.genre").exists():
             files.append(d / "u.genre")
             genres = _read_genre_names(d / "u.genre", policy, bad) or GENRES_100K

@@ -102,7 +102,7 @@ def _read_atomic(path: Path, rejects: Rejects) -> tuple[pl.DataFrame, dict[str, 
     frame, names = read_delimited(path, rejects, sep="\t", header=True, quoting=False)
     types: dict[str, str] = {}
     renames: dict[str, str] = {}
-    for raw in names:  # a loop over header fields
+    for raw in names:
         field, sep, ftype = raw.rpartition(":")
         if not sep or ftype not in RECBOLE_TYPES:
             raise DataFormatError(
@@ -149,7 +149,7 @@ def _read_inter(path: Path, policy: BadRowPolicy, bad: BadRows) -> pl.DataFrame:
     else:
         frame = frame.with_columns(pl.lit(1.0, dtype=pl.Float32).alias("__value"))
     extras = [c for c in types if c not in _CANONICAL]
-    for col in extras:  # a loop over columns
+    for col in extras:
         frame = _typed(frame, col, types[col], rej)
     rej.finish(bad)
     if "timestamp" not in types:  # the row order (of the rows kept)
@@ -171,7 +171,7 @@ def _read_side(path: Path, key: str, policy: BadRowPolicy, bad: BadRows) -> pl.D
     frame = parse_id(frame, key, "__key", rej, numeric=False)
     frame = dedupe_ids(frame, "__key", key, rej)
     others = [c for c in types if c != key]
-    for col in others:  # a loop over columns
+    for col in others:
         frame = _typed(frame, col, types[col], rej)
     rej.finish(bad)
     return frame.select(pl.col("__key").alias(key), *others)

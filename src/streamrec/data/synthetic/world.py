@@ -356,13 +356,19 @@ def generate_world(
         ses.append(res.sessions)
         ut.append(res.user_truth)
     return World(
-        events=pl.from_arrow(pa.concat_tables(ev)),
-        users=pl.from_arrow(pa.concat_tables(us)),
+        events=_frame(ev),
+        users=_frame(us),
         items=catalog.frame,
         truth=totals.info(),
-        sessions=pl.from_arrow(pa.concat_tables(ses)),
-        user_truth=pl.from_arrow(pa.concat_tables(ut)),
+        sessions=_frame(ses),
+        user_truth=_frame(ut),
     )
+
+
+def _frame(tables: list[pa.Table]) -> pl.DataFrame:
+    frame = pl.from_arrow(pa.concat_tables(tables))
+    assert isinstance(frame, pl.DataFrame)  # a Table always converts to a frame
+    return frame
 
 
 def write_world(
