@@ -16,7 +16,7 @@ means are labelled ``sampled_...``.
 from __future__ import annotations
 
 import warnings
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Literal
 
@@ -206,15 +206,8 @@ def evaluate(
                                 item_counts, item_categories, item_embeddings)
     truth, users, n_rel = relevant_items(test)  # truth (n_users, test.n_items): stored = relevant
     ex = exclusion_matrix(exclude, n_items)
-    adjust = None
-    if sampled is not None:
-        gen = as_generator(rng)
-        weights = (np.asarray(item_counts, dtype=np.float64)[:n_items]
-                   if sampling == "popularity" else None)
-
-        def adjust(scores: np.ndarray, ub: np.ndarray) -> None:
-            _sample_candidates(scores, ub, truth, ex, int(sampled), weights, gen)
-
+    adjust = (None if sampled is None else
+              _sampler(truth, ex, int(sampled), sampling, item_counts, n_items, rng))
     ranked = rank_users(model.score, users, n_items, min(ks_t[-1], n_items), exclude=ex,
                         batch_size=batch_size, adjust=adjust, owner=type(model).__name__)
     keys, n_cols = truth_keys(truth)
@@ -225,13 +218,24 @@ def evaluate(
         n_users_train = int(getattr(model, "n_users_", test.n_users))
         _beyond_accuracy(per_user, aggregate, ranked, ks_t, n_items, n_users_train,
                          item_counts, item_categories, item_embeddings)
-    return EvalResult(
-        users=users,
-        per_user=per_user,
-        aggregate=aggregate,
-        sampled=sampled is not None,
-        n_negatives=None if sampled is None else int(sampled),
-    )
+    return EvalResult(users=users, per_user=per_user, aggregate=aggregate,
+                      sampled=sampled is not None,
+                      n_negatives=None if sampled is None else int(sampled))
+
+
+def _sampler(truth: sp.csr_array, exclude: sp.csr_array | None, n_neg: int, sampling: str,
+             item_counts: np.ndarray | None, n_items: int,
+             rng: np.random.Generator | int | None) -> Callable[[np.ndarray, np.ndarray], None]:
+    """The score adjustment of sampled evaluation: keep each row's relevant items and
+    ``n_neg`` negatives (:func:`_sample_candidates`), drawn from ``rng``."""
+    gen = as_generator(rng)
+    weights = (np.asarray(item_counts, dtype=np.float64)[:n_items]
+               if sampling == "popularity" else None)
+
+    def adjust(scores: np.ndarray, users: np.ndarray) -> None:
+        _sample_candidates(scores, users, truth, exclude, n_neg, weights, gen)
+
+    return adjust
 
 
 def _beyond_accuracy(per_user: dict[str, np.ndarray], aggregate: dict[str, float],

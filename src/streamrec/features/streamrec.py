@@ -284,105 +284,29 @@ def streamrec_features(events: pl.DataFrame, users: pl.DataFrame, items: pl.Data
         source attribute is missing (sign-up time, release time, length, tier, platform).
     """
     cfg = config or FeatureConfig()
-    _require(events, ("user_id", "item_id", "session_id", "timestamp", "event", "value"),
-             "events")
-    _require(users, ("user_id", "tier", "platform", "signup_ts"), "users")
-    _require(items, ("item_id", "category", "creator_id", "length_seconds", "release_ts"),
-             "items")
-    _require(impressions, ("user_id", "item_id", "timestamp"), "impressions")
-    if history_len < 0:
-        raise ValueError(f"history_len must be >= 0, got {history_len}")
-    for name, frame, key in (("users", users, "user_id"), ("items", items, "item_id")):
-        # a loop over the two side tables
-        if frame[key].n_unique() != frame.height:
-            raise ValueError(f"{name}.{key}: ids must be unique (deduplicate the table)")
-    if impressions.height == 0:
-        raise ValueError("streamrec_features: no impressions")
+    _check_inputs(events, users, items, impressions, history_len)
     cutoff = resolve_mf_cutoff(impressions, cfg.mf_share) if mf_cutoff is None else int(mf_cutoff)
     imp = impressions.filter(pl.col("timestamp") >= cutoff)
     if imp.height == 0:
         raise ValueError(f"no impression at or after mf_cutoff={cutoff}; lower mf_cutoff")
-
-    item_meta = _item_meta(items)
-    n_categories = max(int(item_meta["__cat"].max() or 0), 1)
-    ev = _event_frame(events, item_meta)
-    q = (imp.select("user_id", "item_id", "timestamp")
-         .join(item_meta, on="item_id", how="left", maintain_order="left")
-         .with_columns(pl.col("__cat", "__creator").fill_null(0)))
-    t0 = min(int(ev["timestamp"].min()), int(q["timestamp"].min())) if ev.height else int(
-        q["timestamp"].min())
-    if ev.height and int(ev["timestamp"].max()) - t0 >= 1 << TS_BITS:
-        raise ValueError("events.timestamp: the window spans more than 2**34 s; are the "
-                         "timestamps in seconds?")
-    ev_u, q_u = int_keys(ev["user_id"], q["user_id"], "user_id")
-    ev_i, q_i = int_keys(ev["item_id"], q["item_id"], "item_id")
-    ev_t = ev["timestamp"].to_numpy().astype(np.int64) - t0
-    q_t = q["timestamp"].to_numpy().astype(np.int64) - t0
-    ev_cat = ev["__cat"].to_numpy().astype(np.int64)
-    q_cat = q["__cat"].to_numpy().astype(np.int64)
-    ev_uc, q_uc = pair_keys(ev_u, ev_cat, q_u, q_cat, n_categories + 1)
-    is_imp = ev["__imp"].to_numpy().astype(np.float64)
-    is_click = ev["__click"].to_numpy().astype(np.float64)
-    is_play = ev["__play"].to_numpy().astype(np.float64)
-    completion = np.where(is_play > 0, ev["value"].to_numpy().astype(np.float64), 0.0)
-    completion = np.nan_to_num(completion)
-
+    k = _Keyed.of(events, items, imp)
     out: dict[str, np.ndarray] = {}
-    # --- user: activity, sessions, diversity, recency
-    user_cols = _user_event_values(ev, ev_u, ev_uc)
-    tl_user = Timeline(ev_u, ev_t, user_cols)
-    lo, hi, _ = tl_user.bounds(q_u, q_t)
-    n_ev, n_sess, n_days, gap_sum, n_play, s_nlogn = tl_user.prefix(lo, hi).T
-    out["user_activity_level"] = n_ev / np.maximum(n_days, 1.0)
-    out["user_session_count"] = n_sess
-    out["user_avg_session_length"] = gap_sum / np.maximum(n_sess, 1.0) / 60.0
-    with np.errstate(divide="ignore", invalid="ignore"):
-        entropy = np.log(np.maximum(n_play, 1.0)) - s_nlogn / np.maximum(n_play, 1.0)
-    out["user_content_diversity"] = np.where(n_play > 0, np.maximum(entropy, 0.0), 0.0)
-    prev_t = tl_user.last_time(lo, hi)  # -1 when the user has no earlier event
-    # --- user x category
-    tl_uc = Timeline(ev_uc, ev_t, np.stack([is_imp, is_click, is_play], axis=1))
-    imp_uc, click_uc, play_uc = tl_uc.prefix(*tl_uc.bounds(q_uc, q_t)[:2]).T
-    w_c = cfg.category_prior_weight
-    out["category_match"] = (play_uc + w_c / n_categories) / (n_play + w_c)
-    w_u = cfg.user_prior_weight
-    out["historical_ctr_user_category"] = (click_uc + w_u * cfg.prior_ctr) / (imp_uc + w_u)
-    # --- item
-    tl_item = Timeline(ev_i, ev_t, np.stack([is_imp, is_click, is_play, completion], axis=1))
-    lo_i, hi_i, q_order = tl_item.bounds(q_i, q_t)
-    imp_i, click_i, play_i, comp_i = tl_item.prefix(lo_i, hi_i).T
-    w_i = cfg.item_prior_weight
-    out["item_popularity"] = np.log1p(play_i)
-    out["item_engagement_rate"] = (click_i + w_i * cfg.prior_ctr) / (imp_i + w_i)
-    out["item_completion_rate"] = (comp_i + w_i * cfg.prior_completion) / (play_i + w_i)
-    # plays in [t - window, t): all plays before t minus those before t - window
-    hi_short = tl_item.upper(q_i, q_t - cfg.trending_short, q_order)
-    hi_long = tl_item.upper(q_i, q_t - cfg.trending_long, q_order)
-    short = play_i - tl_item.prefix(lo_i, hi_short)[:, 2]
-    long = play_i - tl_item.prefix(lo_i, hi_long)[:, 2]
-    ratio = cfg.trending_short / cfg.trending_long
-    out["item_trending_score"] = np.log((short + 1.0) / (long * ratio + 1.0))
-    # --- creator
-    ev_c, q_c = int_keys(ev["__creator"], q["__creator"], "creator_id")
-    tl_creator = Timeline(ev_c, ev_t, np.stack([is_imp, is_click], axis=1))
-    imp_c, click_c = tl_creator.prefix(*tl_creator.bounds(q_c, q_t)[:2]).T
-    out["item_creator_reputation"] = np.where(
-        q_c > 0, (click_c + w_i * cfg.prior_ctr) / (imp_c + w_i), cfg.prior_ctr)
-    # --- time of day
-    angle = 2.0 * np.pi * (q["timestamp"].to_numpy().astype(np.int64) % DAY) / DAY
+    prev_t = _user_features(k, cfg, out)
+    _item_features(k, cfg, out)
+    angle = 2.0 * np.pi * (k.q["timestamp"].to_numpy().astype(np.int64) % DAY) / DAY
     out["time_of_day_sin"] = np.sin(angle)
     out["time_of_day_cos"] = np.cos(angle)
-    # --- collaborative score (MF trained strictly before the cutoff)
-    out["collaborative_score"] = _collaborative(ev, imp, cutoff, cfg)
+    # MF trained strictly before the cutoff
+    out["collaborative_score"] = _collaborative(k.ev, imp, cutoff, cfg)
 
-    frame = _static_features(imp, users, items, q_t + t0, prev_t, t0)
+    frame = _static_features(imp, users, items, k.q_t + k.t0, prev_t, k.t0)
     frame = frame.with_columns(
         [pl.Series(name, np.asarray(out[name], dtype=np.float64)) for name in out])
     keep = [c for c in ("user_id", "item_id", "timestamp", "label", "session_id", "position")
             if c in imp.columns]
     cols = [*keep, *FEATURES]
     if history_len:
-        hist = last_items(ev, ev_u, ev_t, q_u, q_t, history_len, cfg.history_event)
+        hist = last_items(k.ev, k.ev_u, k.ev_t, k.q_u, k.q_t, history_len, cfg.history_event)
         frame = frame.with_columns(pl.Series("history", hist))
         cols.append("history")
     return frame.select(cols)
@@ -439,6 +363,118 @@ def streamrec_encoder(train: pl.DataFrame, *, ids: bool = True, user_hash_bucket
 
 
 # ---------------------------------------------------------------------------- internals
+def _check_inputs(events: pl.DataFrame, users: pl.DataFrame, items: pl.DataFrame,
+                  impressions: pl.DataFrame, history_len: int) -> None:
+    _require(events, ("user_id", "item_id", "session_id", "timestamp", "event", "value"),
+             "events")
+    _require(users, ("user_id", "tier", "platform", "signup_ts"), "users")
+    _require(items, ("item_id", "category", "creator_id", "length_seconds", "release_ts"),
+             "items")
+    _require(impressions, ("user_id", "item_id", "timestamp"), "impressions")
+    if history_len < 0:
+        raise ValueError(f"history_len must be >= 0, got {history_len}")
+    for name, frame, key in (("users", users, "user_id"), ("items", items, "item_id")):
+        if frame[key].n_unique() != frame.height:
+            raise ValueError(f"{name}.{key}: ids must be unique (deduplicate the table)")
+    if impressions.height == 0:
+        raise ValueError("streamrec_features: no impressions")
+
+
+@dataclass(frozen=True)
+class _Keyed:
+    """The events (``ev``) and the impressions queried (``q``) as integer keys and times
+    relative to ``t0``, with the events' kinds as 0/1 columns."""
+
+    ev: pl.DataFrame
+    q: pl.DataFrame
+    t0: int
+    n_categories: int
+    ev_u: np.ndarray
+    q_u: np.ndarray
+    ev_i: np.ndarray
+    q_i: np.ndarray
+    ev_t: np.ndarray
+    q_t: np.ndarray
+    ev_uc: np.ndarray
+    q_uc: np.ndarray
+    is_imp: np.ndarray
+    is_click: np.ndarray
+    is_play: np.ndarray
+    completion: np.ndarray
+
+    @classmethod
+    def of(cls, events: pl.DataFrame, items: pl.DataFrame, imp: pl.DataFrame) -> _Keyed:
+        item_meta = _item_meta(items)
+        n_categories = max(int(item_meta["__cat"].max() or 0), 1)
+        ev = _event_frame(events, item_meta)
+        q = (imp.select("user_id", "item_id", "timestamp")
+             .join(item_meta, on="item_id", how="left", maintain_order="left")
+             .with_columns(pl.col("__cat", "__creator").fill_null(0)))
+        t0 = min(int(ev["timestamp"].min()), int(q["timestamp"].min())) if ev.height else int(
+            q["timestamp"].min())
+        if ev.height and int(ev["timestamp"].max()) - t0 >= 1 << TS_BITS:
+            raise ValueError("events.timestamp: the window spans more than 2**34 s; are the "
+                             "timestamps in seconds?")
+        ev_u, q_u = int_keys(ev["user_id"], q["user_id"], "user_id")
+        ev_i, q_i = int_keys(ev["item_id"], q["item_id"], "item_id")
+        ev_cat = ev["__cat"].to_numpy().astype(np.int64)
+        q_cat = q["__cat"].to_numpy().astype(np.int64)
+        ev_uc, q_uc = pair_keys(ev_u, ev_cat, q_u, q_cat, n_categories + 1)
+        is_play = ev["__play"].to_numpy().astype(np.float64)
+        completion = np.where(is_play > 0, ev["value"].to_numpy().astype(np.float64), 0.0)
+        return cls(ev, q, t0, n_categories, ev_u, q_u, ev_i, q_i,
+                   ev["timestamp"].to_numpy().astype(np.int64) - t0,
+                   q["timestamp"].to_numpy().astype(np.int64) - t0, ev_uc, q_uc,
+                   ev["__imp"].to_numpy().astype(np.float64),
+                   ev["__click"].to_numpy().astype(np.float64), is_play,
+                   np.nan_to_num(completion))
+
+
+def _user_features(k: _Keyed, cfg: FeatureConfig, out: dict[str, np.ndarray]) -> np.ndarray:
+    """Activity, sessions, diversity and the user x category features into ``out``; the
+    relative time of each query's previous event of the user (-1: none)."""
+    tl_user = Timeline(k.ev_u, k.ev_t, _user_event_values(k.ev, k.ev_u, k.ev_uc))
+    lo, hi, _ = tl_user.bounds(k.q_u, k.q_t)
+    n_ev, n_sess, n_days, gap_sum, n_play, s_nlogn = tl_user.prefix(lo, hi).T
+    out["user_activity_level"] = n_ev / np.maximum(n_days, 1.0)
+    out["user_session_count"] = n_sess
+    out["user_avg_session_length"] = gap_sum / np.maximum(n_sess, 1.0) / 60.0
+    with np.errstate(divide="ignore", invalid="ignore"):
+        entropy = np.log(np.maximum(n_play, 1.0)) - s_nlogn / np.maximum(n_play, 1.0)
+    out["user_content_diversity"] = np.where(n_play > 0, np.maximum(entropy, 0.0), 0.0)
+    tl_uc = Timeline(k.ev_uc, k.ev_t, np.stack([k.is_imp, k.is_click, k.is_play], axis=1))
+    imp_uc, click_uc, play_uc = tl_uc.prefix(*tl_uc.bounds(k.q_uc, k.q_t)[:2]).T
+    w_c = cfg.category_prior_weight
+    out["category_match"] = (play_uc + w_c / k.n_categories) / (n_play + w_c)
+    w_u = cfg.user_prior_weight
+    out["historical_ctr_user_category"] = (click_uc + w_u * cfg.prior_ctr) / (imp_uc + w_u)
+    return tl_user.last_time(lo, hi)
+
+
+def _item_features(k: _Keyed, cfg: FeatureConfig, out: dict[str, np.ndarray]) -> None:
+    """Popularity, engagement, completion, trend and the creator's reputation into ``out``."""
+    tl_item = Timeline(k.ev_i, k.ev_t,
+                       np.stack([k.is_imp, k.is_click, k.is_play, k.completion], axis=1))
+    lo_i, hi_i, q_order = tl_item.bounds(k.q_i, k.q_t)
+    imp_i, click_i, play_i, comp_i = tl_item.prefix(lo_i, hi_i).T
+    w_i = cfg.item_prior_weight
+    out["item_popularity"] = np.log1p(play_i)
+    out["item_engagement_rate"] = (click_i + w_i * cfg.prior_ctr) / (imp_i + w_i)
+    out["item_completion_rate"] = (comp_i + w_i * cfg.prior_completion) / (play_i + w_i)
+    # plays in [t - window, t): all plays before t minus those before t - window
+    hi_short = tl_item.upper(k.q_i, k.q_t - cfg.trending_short, q_order)
+    hi_long = tl_item.upper(k.q_i, k.q_t - cfg.trending_long, q_order)
+    short = play_i - tl_item.prefix(lo_i, hi_short)[:, 2]
+    long = play_i - tl_item.prefix(lo_i, hi_long)[:, 2]
+    ratio = cfg.trending_short / cfg.trending_long
+    out["item_trending_score"] = np.log((short + 1.0) / (long * ratio + 1.0))
+    ev_c, q_c = int_keys(k.ev["__creator"], k.q["__creator"], "creator_id")
+    tl_creator = Timeline(ev_c, k.ev_t, np.stack([k.is_imp, k.is_click], axis=1))
+    imp_c, click_c = tl_creator.prefix(*tl_creator.bounds(q_c, k.q_t)[:2]).T
+    out["item_creator_reputation"] = np.where(
+        q_c > 0, (click_c + w_i * cfg.prior_ctr) / (imp_c + w_i), cfg.prior_ctr)
+
+
 def _require(frame: pl.DataFrame, cols: Sequence[str], what: str) -> None:
     missing = [c for c in cols if c not in frame.columns]
     if missing:

@@ -1,4 +1,4 @@
-"""One model-agnostic training loop for every torch recommender (DESIGN.md §3 ``Trainer``).
+"""One model-agnostic training loop for every torch model (ranking, sequence and click).
 
 A model hands the trainer an ``nn.Module`` with a ``loss(batch) -> Tensor`` method, a function
 that yields the batches of one epoch (built by tensor indexing, never a per-example
@@ -47,7 +47,7 @@ Batch = Any  # a tuple/dict of tensors; only the module's ``loss`` reads it
 
 
 class RecModule(Protocol):
-    """The ``nn.Module`` inside every torch recommender (DESIGN.md §3)."""
+    """The ``nn.Module`` inside every torch recommender: what the trainer and scoring call."""
 
     def loss(self, batch: Batch) -> Tensor:
         """Scalar training loss of one batch."""
@@ -296,42 +296,17 @@ class Trainer:
         module.to(self.device)
         move = to_device or _to_device
         opt = self._optimizer(module)
-        base_lrs = [g["lr"] for g in opt.param_groups]
+        run = _RunState(base_lrs=[g["lr"] for g in opt.param_groups])
         hist = TrainHistory()
-        best_state: dict[str, Tensor] | None = None
-        best, bad, step, plateau_scale, plateau_bad = -math.inf, 0, 0, 1.0, 0
-        steps_per_epoch = 0
         bar = _Bar(c.epochs) if c.progress else None
         t_start = time.perf_counter()
         try:
-            for epoch in range(c.epochs):  # a loop over epochs
+            for epoch in range(c.epochs):
                 module.train()
                 t0 = time.perf_counter()
-                total, count = torch.zeros((), device=self.device), 0
-                epoch_batches = batches(epoch)
-                if steps_per_epoch == 0 and hasattr(epoch_batches, "__len__"):
-                    steps_per_epoch = len(epoch_batches)  # type: ignore[arg-type]
-                for batch in epoch_batches:  # a loop over batches
-                    factor = self._lr_factor(step, steps_per_epoch or 1, plateau_scale)
-                    for g, lr in zip(opt.param_groups, base_lrs, strict=True):
-                        g["lr"] = lr * factor
-                    with self._autocast():
-                        loss = module.loss(move(batch, self.device))
-                    if not torch.isfinite(loss):
-                        raise FloatingPointError(
-                            f"training loss became {loss.item()} at epoch {epoch + 1}: lower "
-                            "lr, add clip_norm or weight_decay")
-                    opt.zero_grad(set_to_none=True)
-                    loss.backward()
-                    if c.clip_norm is not None:
-                        nn.utils.clip_grad_norm_(module.parameters(), c.clip_norm)
-                    opt.step()
-                    total += loss.detach()
-                    count += 1
-                    step += 1
-                steps_per_epoch = steps_per_epoch or count
+                mean_loss = self._train_epoch(module, opt, batches(epoch), move, run, epoch)
                 hist.epoch_seconds.append(time.perf_counter() - t0)
-                hist.losses.append(float(total) / max(count, 1))
+                hist.losses.append(mean_loss)
                 value = math.nan
                 if validate is not None and ((epoch + 1) % c.eval_every == 0
                                              or epoch + 1 == c.epochs):
@@ -340,31 +315,81 @@ class Trainer:
                         value = float(validate())
                     hist.valid.append((epoch + 1, value))
                     hist.valid_seconds.append(time.perf_counter() - t_start)
-                    if value > best + c.min_delta:
-                        best, bad, plateau_bad = value, 0, 0
-                        hist.best_epoch, hist.best_value = epoch + 1, value
-                        best_state = {k: v.detach().clone()
-                                      for k, v in module.state_dict().items()}
-                    else:
-                        bad += 1
-                        plateau_bad += 1
-                        if c.schedule == "plateau" and plateau_bad >= c.step_size:
-                            plateau_scale *= c.gamma
-                            plateau_bad = 0
+                    self._record_validation(value, epoch, module, hist, run)
                 if bar is not None:
-                    bar.update(epoch + 1, hist.losses[-1], value, best)
-                if c.patience and validate is not None and bad >= c.patience:
+                    bar.update(epoch + 1, hist.losses[-1], value, run.best)
+                if c.patience and validate is not None and run.bad >= c.patience:
                     hist.stopped_early = True
                     break
         finally:
             if bar is not None:
                 bar.close()
-        if best_state is not None:
-            module.load_state_dict(best_state)
+        if run.best_state is not None:
+            module.load_state_dict(run.best_state)
         else:
             hist.best_epoch = len(hist.losses)
         module.eval()
         return hist
+
+    def _train_epoch(self, module: nn.Module, opt: torch.optim.Optimizer,
+                     epoch_batches: Iterable[Batch], move: Callable[[Batch, torch.device], Batch],
+                     run: _RunState, epoch: int) -> float:
+        """One pass of optimiser steps over ``epoch_batches``; the mean training loss."""
+        c = self.config
+        total, count = torch.zeros((), device=self.device), 0
+        if run.steps_per_epoch == 0 and hasattr(epoch_batches, "__len__"):
+            run.steps_per_epoch = len(epoch_batches)  # type: ignore[arg-type]
+        for batch in epoch_batches:
+            factor = self._lr_factor(run.step, run.steps_per_epoch or 1, run.plateau_scale)
+            for g, lr in zip(opt.param_groups, run.base_lrs, strict=True):
+                g["lr"] = lr * factor
+            with self._autocast():
+                loss = module.loss(move(batch, self.device))
+            if not torch.isfinite(loss):
+                raise FloatingPointError(
+                    f"training loss became {loss.item()} at epoch {epoch + 1}: lower "
+                    "lr, add clip_norm or weight_decay")
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            if c.clip_norm is not None:
+                nn.utils.clip_grad_norm_(module.parameters(), c.clip_norm)
+            opt.step()
+            total += loss.detach()
+            count += 1
+            run.step += 1
+        # an epoch without a length is counted once it has run
+        run.steps_per_epoch = run.steps_per_epoch or count
+        return float(total) / max(count, 1)
+
+    def _record_validation(self, value: float, epoch: int, module: nn.Module,
+                           hist: TrainHistory, run: _RunState) -> None:
+        """Keep the best weights on improvement; else count towards early stopping and the
+        plateau schedule."""
+        c = self.config
+        if value > run.best + c.min_delta:
+            run.best, run.bad, run.plateau_bad = value, 0, 0
+            hist.best_epoch, hist.best_value = epoch + 1, value
+            run.best_state = {k: v.detach().clone() for k, v in module.state_dict().items()}
+            return
+        run.bad += 1
+        run.plateau_bad += 1
+        if c.schedule == "plateau" and run.plateau_bad >= c.step_size:
+            run.plateau_scale *= c.gamma
+            run.plateau_bad = 0
+
+
+@dataclass
+class _RunState:
+    """The loop's counters between epochs (one :meth:`Trainer.fit` call)."""
+
+    base_lrs: list[float]
+    step: int = 0
+    steps_per_epoch: int = 0
+    best: float = -math.inf
+    bad: int = 0
+    plateau_scale: float = 1.0
+    plateau_bad: int = 0
+    best_state: dict[str, Tensor] | None = None
 
 
 def _to_device(batch: Batch, device: torch.device) -> Batch:
