@@ -134,11 +134,11 @@ def movielens_ctr(dataset: Any, threshold: float = 4.0) -> CTRData:
     cats, cnames, cards = [u + 1, i + 1], ["user_id", "item_id"], [
         len(dataset.user_vocab) + 1, len(dataset.item_vocab) + 1]
     for table, key, rows, prefix in ((dataset.users, USER, u, "user"),
-                                     (dataset.items, ITEM, i, "item")):  # a loop over 2 tables
+                                     (dataset.items, ITEM, i, "item")):
         if table is None or table.width <= 1:
             continue
         ent: EntityFeatures = FeatureEncoder.fit(table, key=key).transform(table)
-        for j, name in enumerate(ent.cat_names):  # a loop over categorical columns
+        for j, name in enumerate(ent.cat_names):
             cats.append(ent.categorical[rows, j])
             cnames.append(f"{prefix}_{name}")
             cards.append(ent.cardinalities[j])
@@ -190,7 +190,7 @@ def add_train_profiles(split: CTRSplit) -> CTRSplit:
     schema = FeatureSchema(s.dense + names, s.categorical, s.cardinalities, s.n_history_items,
                            s.item_field)
     out = []
-    for part in split:  # a loop over train, valid, test
+    for part in split:
         extra = ((raw(part) - mean) / std).astype(np.float32)
         out.append(CTRData(schema, np.concatenate([part.dense, extra], axis=1),
                            part.categorical, part.labels, part.history, part.timestamps,
@@ -210,9 +210,9 @@ def ctr_split(data: CTRData, protocol: str, *, seed: int = 42,
     if not ids:
         return sp
     out = [sp.train]
-    for part in (sp.valid, sp.test):  # a loop over valid and test
+    for part in (sp.valid, sp.test):
         cat = part.categorical.copy()
-        for j in ids:  # a loop over id fields
+        for j in ids:
             seen = np.zeros(data.schema.cardinalities[j], bool)
             seen[sp.train.categorical[:, j]] = True
             cat[:, j] = np.where(seen[cat[:, j]], cat[:, j], 0)

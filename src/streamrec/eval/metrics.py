@@ -1,54 +1,5 @@
 """The evaluation metrics, re-exported from :mod:`streamrec.metrics` (where they live, below
 the models layer, so that models can stop early on them); import from there in new code."""
 
-from streamrec.metrics import (
-    RANKING_METRICS,
-    Calibration,
-    auc,
-    average_popularity,
-    average_precision,
-    average_precision_score,
-    calibration,
-    coverage,
-    hit_matrix,
-    hit_rate,
-    hits_from_keys,
-    intra_list_diversity,
-    log_loss,
-    mae,
-    metrics_from_hits,
-    mrr,
-    ndcg,
-    novelty,
-    precision,
-    recall,
-    rmse,
-    squared_errors,
-    truth_keys,
-)
-
-__all__ = [
-    "RANKING_METRICS",
-    "Calibration",
-    "auc",
-    "average_popularity",
-    "average_precision",
-    "average_precision_score",
-    "calibration",
-    "coverage",
-    "hit_matrix",
-    "hit_rate",
-    "hits_from_keys",
-    "intra_list_diversity",
-    "log_loss",
-    "mae",
-    "metrics_from_hits",
-    "mrr",
-    "ndcg",
-    "novelty",
-    "precision",
-    "recall",
-    "rmse",
-    "squared_errors",
-    "truth_keys",
-]
+from streamrec.metrics import *  # noqa: F403  (every public name of streamrec.metrics)
+from streamrec.metrics import __all__  # noqa: F401

@@ -162,7 +162,7 @@ def oracle_next_item(
     k_max = min(ks_t[-1], n_items)
     ranked = np.full((len(rows), k_max), -1, dtype=np.int64)
     bs = int(batch_size)
-    for lo in range(0, len(rows), bs):  # a loop over example batches
+    for lo in range(0, len(rows), bs):
         probs = world.next_item_probs(w_rows[lo:lo + bs], item_ids=item_ids)  # (B, I)
         ranked[lo:lo + bs], _ = topk(probs, k_max)
     hits = ranked == targets[:, None]  # (N, k_max): one relevant item per row

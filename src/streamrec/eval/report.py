@@ -56,7 +56,7 @@ class Line:
 def group_runs(runs: list[Run]) -> dict[tuple[str, str], list[Run]]:
     """Runs by (model, system), in first-seen order."""
     groups: dict[tuple[str, str], list[Run]] = {}
-    for r in runs:  # a loop over runs
+    for r in runs:
         groups.setdefault((r.model, r.system), []).append(r)
     return groups
 
@@ -64,7 +64,7 @@ def group_runs(runs: list[Run]) -> dict[tuple[str, str], list[Run]]:
 def seed_stats(rs: list[Run]) -> tuple[dict[str, float], dict[str, float]]:
     """Mean and std over ``rs`` (the seeds of one model) of every metric they report."""
     mean, std = {}, {}
-    for k in sorted(set().union(*(r.metrics for r in rs))):  # a loop over metrics
+    for k in sorted(set().union(*(r.metrics for r in rs))):
         vals = [r.metrics[k] for r in rs if k in r.metrics]
         mean[k], std[k] = mean_std(np.asarray(vals, dtype=np.float64))
     return mean, std
@@ -130,7 +130,7 @@ def against(lines: list[Line], refs: tuple[str, ...]) -> list[tuple[str, str, fl
     references = {**{ln.model: ln for ln in lines
                      if ln.system == ORACLE_SYSTEM and ln.per_user is not None}, **by_model}
     rows = []
-    for ref in refs:  # a loop over reference models
+    for ref in refs:
         r = references.get(ref)
         if r is None:
             continue
@@ -269,7 +269,7 @@ def _delong_p(a: list[Run], b: list[Run]) -> float | None:
     """The largest DeLong p-value over matching seeds of ``a`` and ``b`` (a model with one fit
     is compared with every seed of the other): the conservative reading of several seeds."""
     ps = []
-    for ra in a:  # a loop over seeds
+    for ra in a:
         for rb in b:
             if len(a) > 1 and len(b) > 1 and ra.seed != rb.seed:
                 continue
@@ -284,7 +284,7 @@ def ctr_leaderboard(runs: list[Run], metric: str = "auc") -> list[Line]:
     of AUC (its first seed) and DeLong's test against the best StreamRec model."""
     groups = group_runs(runs)
     lines: list[Line] = []
-    for (model, system), rs in groups.items():  # a loop over models
+    for (model, system), rs in groups.items():
         mean, std = seed_stats(rs)
         ci = None
         first = _probs(rs[0])
@@ -297,7 +297,7 @@ def ctr_leaderboard(runs: list[Run], metric: str = "auc") -> list[Line]:
     lines.sort(key=lambda ln: -sign * ln.mean.get(metric, -sign * np.inf))
     best = next((ln for ln in lines if ln.system == "streamrec"), None)
     if best is not None:
-        for ln in lines:  # a loop over lines
+        for ln in lines:
             if ln is not best:
                 ln.p_delong = _delong_p(groups[(best.model, best.system)],
                                         groups[(ln.model, ln.system)])
@@ -331,7 +331,7 @@ def ctr_markdown(result: BenchmarkResult, lines: list[Line], metric: str = "auc"
     head = ["model", "system", "seeds", "auc", "logloss", "ap", "ece",
             *(["share of gap"] if gap else []), "95% CI auc", "p DeLong", "fit s"]
     out += ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
-    for ln in lines:  # a loop over lines
+    for ln in lines:
         share = []
         if gap:
             assert oracle is not None and base is not None
@@ -346,10 +346,10 @@ def ctr_markdown(result: BenchmarkResult, lines: list[Line], metric: str = "auc"
                 "| model | against | model auc | reference auc | difference | p DeLong |",
                 "|---|---|---|---|---|---|"]
         runs_of: dict[str, list[Run]] = {}
-        for r in result.runs:  # a loop over runs
+        for r in result.runs:
             runs_of.setdefault(r.model, []).append(r)
         by_model = {ln.model: ln for ln in lines}
-        for ref in refs:  # a loop over references
+        for ref in refs:
             for ln in lines:
                 if ln.model != ref:
                     m, rm = ln.mean["auc"], by_model[ref].mean["auc"]
@@ -435,7 +435,7 @@ def load_runs(out_dir: str | Path) -> list[Run]:
     rows = json.loads(results.read_text())
     runs: list[Run] = []
     with np.load(arrays_path) as arrays:
-        for row in rows:  # a loop over earlier runs
+        for row in rows:
             key = f"{row['model']}/{row['seed']}/"
             if row["system"] != "streamrec" or key + "users" not in arrays:
                 continue

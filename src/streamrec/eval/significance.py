@@ -188,7 +188,7 @@ def bootstrap_ci(values: np.ndarray, n_boot: int = 1000, alpha: float = 0.05,
     gen = rng if isinstance(rng, np.random.Generator) else np.random.default_rng(rng)
     means = np.empty(n_boot, dtype=np.float64)
     chunk = max(1, 4_000_000 // v.size)  # bound the (chunk, U) index block to ~32 MB
-    for lo in range(0, n_boot, chunk):  # a loop over chunks of resamples
+    for lo in range(0, n_boot, chunk):
         m = min(chunk, n_boot - lo)
         means[lo:lo + m] = v[gen.integers(0, v.size, size=(m, v.size))].mean(axis=1)
     low, high = np.quantile(means, [alpha / 2.0, 1.0 - alpha / 2.0])

@@ -384,4 +384,4 @@ def _require_columns(items: pl.DataFrame, columns: Sequence[str], what: str) -> 
 
 
 def _clean(texts: Sequence[str]) -> list[str]:
-    return ["" if t is None else str(t) for t in texts]  # a loop over texts (sklearn input)
+    return ["" if t is None else str(t) for t in texts]  # sklearn wants a list of str

@@ -122,18 +122,18 @@ class CTREncoder:
                         min_count)
         prepared = _prepare(train, dense, log, list(bins))
         stats = []
-        for col in dense:  # a loop over dense columns
+        for col in dense:
             vals = prepared[col].to_numpy().astype(np.float64)
             vals = vals[np.isfinite(vals)]
             mean = float(vals.mean()) if len(vals) else 0.0
             std = float(vals.std()) if len(vals) else 1.0
             stats.append((col, mean, std if std > 0 else 1.0))
         levels = []
-        for col in categorical:  # a loop over categorical columns
+        for col in categorical:
             if col not in hashed:
                 levels.append((col, _levels(train[col], min_count)))
         edges = []
-        for col, n in bins.items():  # a loop over binned columns
+        for col, n in bins.items():
             vals = prepared[col].to_numpy().astype(np.float64)
             vals = vals[np.isfinite(vals)]
             qs = (np.quantile(vals, np.linspace(0, 1, int(n) + 1)[1:-1]) if len(vals)
@@ -196,7 +196,7 @@ class CTREncoder:
         ent = self.base.transform(table)
         codes = dict(zip(ent.cat_names, ent.categorical.T, strict=True))
         cat_cols = []
-        for col in self.categorical:  # a loop over categorical fields
+        for col in self.categorical:
             if col in self.hash_buckets:
                 cat_cols.append(hash_codes(frame[col], self.hash_buckets[col]))
             else:
@@ -314,7 +314,7 @@ def hash_codes(values: pl.Series, n_buckets: int) -> np.ndarray:
     distinct = text.drop_nulls().unique()
     if len(distinct) == 0:
         return np.zeros(len(values), np.int64)
-    buckets = [1 + zlib.crc32(v.encode()) % n_buckets for v in distinct]  # a loop over distinct values
+    buckets = [1 + zlib.crc32(v.encode()) % n_buckets for v in distinct]
     mapped = text.replace_strict(distinct, buckets, default=0, return_dtype=pl.Int64)
     return mapped.fill_null(0).to_numpy().astype(np.int64)
 
@@ -364,7 +364,7 @@ def _check_fit_args(train: pl.DataFrame, dense: tuple[str, ...], categorical: tu
     if both:
         raise ValueError(f"CTREncoder.fit: column(s) {sorted(both)} are both dense and "
                          "categorical")
-    for col in list(dense) + list(bins):  # a loop over numeric columns
+    for col in list(dense) + list(bins):
         if not (train[col].dtype.is_numeric() or train[col].dtype == pl.Null):
             raise ValueError(f"CTREncoder.fit: dense/binned column {col!r} is "
                              f"{train[col].dtype}, not numeric; list it as categorical")
@@ -374,7 +374,7 @@ def _check_fit_args(train: pl.DataFrame, dense: tuple[str, ...], categorical: tu
     if set(hashed) - set(categorical):
         raise ValueError(f"CTREncoder.fit: hashed column(s) {sorted(set(hashed) - set(categorical))} "
                          "are not categorical columns")
-    for col, n in list(hashed.items()) + list(bins.items()):  # a loop over fields
+    for col, n in list(hashed.items()) + list(bins.items()):
         if n < 1:
             raise ValueError(f"CTREncoder.fit: {col!r} needs >= 1 bucket, got {n}")
     if history is not None and item_field not in categorical:
@@ -388,7 +388,7 @@ def _prepare(frame: pl.DataFrame, dense: Sequence[str], log: Sequence[str],
              binned: Sequence[str]) -> pl.DataFrame:
     """``frame`` with dense/binned columns as Float64 (log1p of the ``log`` ones)."""
     exprs = []
-    for col in dict.fromkeys(list(dense) + list(binned)):  # a loop over numeric columns
+    for col in dict.fromkeys(list(dense) + list(binned)):
         e = pl.col(col).cast(pl.Float64)
         if col in log:
             e = e.clip(lower_bound=0.0).log1p()

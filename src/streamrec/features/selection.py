@@ -89,7 +89,7 @@ def frame_matrix(frame: pl.DataFrame, columns: Sequence[str]) -> tuple[np.ndarra
     if missing:
         raise ValueError(f"frame_matrix: missing column(s) {missing}")
     cols, discrete = [], []
-    for col in columns:  # a loop over columns
+    for col in columns:
         s = frame[col]
         if s.dtype.is_numeric():
             v = s.cast(pl.Float64).to_numpy().astype(np.float64)

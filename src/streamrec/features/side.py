@@ -107,7 +107,7 @@ class EntityFeatures:
         names = {"cat_names": (self.cat_names, cat.shape[1], "c"),
                  "multi_names": (self.multi_names, multi.shape[1], "m"),
                  "num_names": (self.num_names, num.shape[1], "x")}
-        for attr, (given, width, prefix) in names.items():  # a loop over 3 name lists
+        for attr, (given, width, prefix) in names.items():
             given = tuple(str(s) for s in given) or tuple(f"{prefix}{j}" for j in range(width))
             if len(given) != width:
                 raise ValueError(f"EntityFeatures: {attr} has {len(given)} names for "
@@ -242,7 +242,7 @@ class FeatureEncoder:
         bucket: list[tuple[str, tuple[float, ...]]] = []
         multi: list[tuple[str, tuple[str, ...]]] = []
         nums: list[tuple[str, float, float]] = []
-        for col in table.columns:  # a loop over columns
+        for col in table.columns:
             if col == key or col in exclude:
                 continue
             kind, series = _column_kind(fit[col], col)
@@ -282,14 +282,14 @@ class FeatureEncoder:
         cols: list[np.ndarray] = []
         names: list[str] = []
         cards: list[int] = []
-        for col, levels in self.categorical:  # a loop over fields
+        for col, levels in self.categorical:
             codes = np.zeros(n, np.int64)
             if col in table.columns:
                 codes = _codes(table[col].cast(pl.String), levels)
             cols.append(codes)
             names.append(col)
             cards.append(len(levels) + 1)
-        for col, edges in self.buckets:  # a loop over numeric columns
+        for col, edges in self.buckets:
             codes = np.zeros(n, np.int64)
             if col in table.columns:
                 v = _numeric_values(table[col], col)
@@ -300,7 +300,7 @@ class FeatureEncoder:
             cards.append(len(edges) + 2)
         cat = np.stack(cols, axis=1) if cols else np.zeros((n, 0), np.int64)
         multi_blocks, multi_names = [], []
-        for col, tokens in self.multi:  # a loop over list columns
+        for col, tokens in self.multi:
             block = np.zeros((n, len(tokens)), np.float32)
             if col in table.columns:
                 exploded = (table.select(pl.col(col)).with_row_index("__row")
@@ -313,7 +313,7 @@ class FeatureEncoder:
             multi_names += [f"{col}={t}" for t in tokens]
         multi = np.concatenate(multi_blocks, axis=1) if multi_blocks else None
         num_cols = []
-        for col, mean, std in self.numeric:  # a loop over numeric columns
+        for col, mean, std in self.numeric:
             v = (_numeric_values(table[col], col) if col in table.columns
                  else np.full(n, np.nan))
             z = np.clip((v - mean) / std, -_CLIP, _CLIP)

@@ -127,7 +127,7 @@ def intra_list_diversity(
     n_rows, width = safe.shape
     upper = np.triu(np.ones((width, width), dtype=bool), k=1)
     out = np.empty(n_rows, dtype=np.float64)
-    for lo in range(0, n_rows, max(int(chunk_size), 1)):  # a loop over row chunks, not users
+    for lo in range(0, n_rows, max(int(chunk_size), 1)):  # chunks of rows bound the (chunk, K, K) memory
         ids, ok = safe[lo:lo + chunk_size], valid[lo:lo + chunk_size]
         pairs = ok[:, :, None] & ok[:, None, :] & upper  # (C, K, K)
         if unit is None:

@@ -20,6 +20,7 @@ from typing import Any, ClassVar, Self
 
 import numpy as np
 import scipy.sparse as sp
+from implicit.cpu.bpr import BayesianPersonalizedRanking
 
 from streamrec.data.interactions import Interactions
 from streamrec.factorization import als_solver, confidence_values, implicit_als, one_blas_thread
@@ -230,14 +231,12 @@ class ImplicitBPR(_Factors):
 
     def fit(self, train: Interactions, *, valid: Interactions | None = None,
             rng: np.random.Generator | int | None = None) -> Self:
-        """Fit on ``train`` (``valid`` is unused)."""
-        from implicit.cpu.bpr import BayesianPersonalizedRanking
-
+        """Fit on ``train``; with ``valid``, keep the factors of the best valid NDCG@10
+        (checked every ``eval_every`` iterations, stopping after ``patience`` without gain)."""
         self._check_train(train)
-        if self.factors < 1 or self.iterations < 1:
-            raise ValueError("bpr: factors and iterations must be >= 1")
-        if not self.sampler_correction >= 0:
-            raise ValueError(f"bpr: sampler_correction must be >= 0, got "
+        if self.factors < 1 or self.iterations < 1 or not self.sampler_correction >= 0:
+            raise ValueError("bpr: factors and iterations must be >= 1 and sampler_correction "
+                             f">= 0, got {self.factors}, {self.iterations}, "
                              f"{self.sampler_correction}")
         x = sp.csr_matrix(train_matrix(train, binary=True))
         # γ · log n_i, added to the bias column of the item factors we keep (not implicit's)
@@ -253,7 +252,7 @@ class ImplicitBPR(_Factors):
             num_threads=self.num_threads, random_state=_seed(gen))
         best, best_state, bad, done = -np.inf, None, 0, 0
         self.best_iteration_ = self.iterations
-        while done < self.iterations:  # a loop over chunks of epochs (early stopping)
+        while done < self.iterations:  # eval_every iterations at a time, validated in between
             model.iterations = min(step, self.iterations - done)
             model.random_state = _seed(gen)  # each chunk samples afresh, reproducibly
             model.fit(x, show_progress=False)  # continues from the current factors

@@ -55,21 +55,8 @@ class EASE(Recommender):
 
     def fit(self, train: Interactions, *, valid: Interactions | None = None,
             rng: np.random.Generator | int | None = None) -> Self:
-        """Solve for ``B`` in closed form.
-
-        Parameters
-        ----------
-        train : Interactions
-        valid : Interactions, optional
-            Unused.
-        rng : Generator or int, optional
-            Unused (the model is deterministic).
-
-        Returns
-        -------
-        EASE
-            ``self``.
-        """
+        """Solve for ``B`` in closed form; returns ``self`` (``valid`` and ``rng`` are unused:
+        the model is deterministic)."""
         self._check_train(train)
         if not float(self.lam) > 0:
             raise ValueError(f"EASE: lam must be > 0, got {self.lam!r}")

@@ -146,7 +146,7 @@ class ItemKNN(Recommender):
         norms = np.sqrt(np.asarray(w.multiply(w).sum(axis=0)).ravel())  # (I,)
         block = max(1, min(n_items, _BLOCK_ENTRIES // max(n_items, 1)))
         rows, cols, vals = [], [], []
-        for lo in range(0, n_items, block):  # a loop over blocks of target items
+        for lo in range(0, n_items, block):
             hi = min(lo + block, n_items)
             targets = np.arange(lo, hi)
             dots = (wt[lo:hi] @ w).toarray()  # (b, I): column j of W^T W is row j (symmetric)

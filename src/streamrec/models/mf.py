@@ -105,7 +105,7 @@ class BiasedMF(Recommender, RatingPredictor):
         p = gen.normal(0.0, self.init_std, (n_u, self.factors))
         q = gen.normal(0.0, self.init_std, (n_i, self.factors))
         bu, bi = np.zeros(n_u), np.zeros(n_i)
-        for _ in range(self.iterations):  # a loop over ALS sweeps
+        for _ in range(self.iterations):
             p, bu = _half_sweep(r, q, bi, mu, self.reg, self.reg_bias)
             q, bi = _half_sweep(rt, p, bu, mu, self.reg, self.reg_bias)
         self.mu_ = mu

@@ -43,21 +43,8 @@ class Popularity(Recommender):
 
     def fit(self, train: Interactions, *, valid: Interactions | None = None,
             rng: np.random.Generator | int | None = None) -> Self:
-        """Count interactions per item.
-
-        Parameters
-        ----------
-        train : Interactions
-        valid : Interactions, optional
-            Unused.
-        rng : Generator or int, optional
-            Unused (the model is deterministic).
-
-        Returns
-        -------
-        Popularity
-            ``self``.
-        """
+        """Count interactions per item (weighted by recency when ``recency_half_life_days``
+        is set); returns ``self``. ``valid`` and ``rng`` are unused: it is deterministic."""
         self._check_train(train)
         half_life = self.recency_half_life_days
         if half_life is None:

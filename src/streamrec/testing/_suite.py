@@ -16,10 +16,12 @@ class Suite:
     check that applies, in :attr:`CHECKS` order, and stops at the first failure. The model
     is fitted once, on first need; a failed fit fails every check that needs it.
 
-    Subclasses set :attr:`CHECKS` and :attr:`WHAT` and implement the checks' methods and
-    :meth:`_fit_model`.
+    Subclasses set :attr:`CHECKS`, :attr:`WHAT` and :attr:`BASE` and implement the checks'
+    methods and :meth:`fit`.
     """
 
+    #: the class every model of the suite must be an instance of
+    BASE: ClassVar[type] = object
     #: check name -> the method that runs it, in the order :meth:`run_all` runs them
     CHECKS: ClassVar[dict[str, str]] = {}
     #: the suite's name in failure messages
@@ -51,6 +53,22 @@ class Suite:
         except Exception as exc:  # any crash inside a check fails that check
             raise self.fail(check, f"raised {exc!r}") from exc
 
+    def fresh(self) -> Any:
+        """A new model from the factory (the first one names the model in messages)."""
+        model = self.factory()
+        self.expect(isinstance(model, self.BASE), "factory",
+                    f"factory returned {type(model).__name__}, not a {self.BASE.__name__}")
+        if self.label == (self.name or "model"):
+            self.label = f"{type(model).__name__} ({self.name or model.name or 'unregistered'})"
+        return model
+
+    def fit(self, model: Any) -> Any:
+        """Fit ``model`` the suite's way (``rng=0``)."""
+        raise NotImplementedError
+
+    def check_fitted_state(self, model: Any) -> None:
+        """Checks of a model just fitted (none by default)."""
+
     # ------------------------------------------------------------------ running
     def applicable(self) -> list[str]:
         """The checks that apply to this model (default: all of :attr:`CHECKS`)."""
@@ -81,4 +99,9 @@ class Suite:
         return self._fitted
 
     def _fit_model(self) -> Any:
-        raise NotImplementedError
+        model = self.fresh()
+        fitted = self.guard("fit", lambda: self.fit(model))
+        self.expect(fitted is model, "fit returns self",
+                    f"fit returned {type(fitted).__name__}, not the model itself")
+        self.check_fitted_state(model)
+        return model

@@ -115,6 +115,7 @@ def tiny_interactions(seed: int = 0) -> tuple[Interactions, Interactions]:
 class RecommenderSuite(Suite):
     """The conformance checks of the recommender built by ``factory``, on ``train``."""
 
+    BASE = Recommender
     CHECKS = {
         "fit validates input": "check_validation",
         "fit": "check_fit",
@@ -148,14 +149,6 @@ class RecommenderSuite(Suite):
                    else f"shapes {a.shape} vs {b.shape}")
             raise self.fail(check, f"{what} ({why})")
 
-    def fresh(self) -> Recommender:
-        model = self.factory()
-        self.expect(isinstance(model, Recommender), "factory",
-                    f"factory returned {type(model).__name__}, not a Recommender")
-        if self.label == (self.name or "model"):
-            self.label = f"{type(model).__name__} ({model.name or self.name or 'unregistered'})"
-        return model
-
     def fit(self, model: Recommender) -> Recommender:
         """``model.fit(train, rng=0)``; models declaring ``uses_item_categories`` also get
         the tiny data's genres (item index modulo 4)."""
@@ -163,18 +156,13 @@ class RecommenderSuite(Suite):
         extra = spec.fit_kwargs(item_categories=np.arange(self.train.n_items) % _N_GROUPS)
         return model.fit(self.train, rng=0, **extra)
 
-    def _fit_model(self) -> Recommender:
-        model = self.fresh()
-        fitted = self.guard("fit", lambda: self.fit(model))
-        self.expect(fitted is model, "fit returns self",
-                    f"fit returned {type(fitted).__name__}, not the model itself")
+    def check_fitted_state(self, model: Recommender) -> None:
         train = self.train
         for attr in ("n_users_", "n_items_"):
             self.expect(hasattr(model, attr), "fitted state", f"fit did not set {attr}")
         self.expect(model.n_items_ == train.n_items and model.n_users_ == train.n_users,
                     "fitted state", f"n_users_/n_items_ = {model.n_users_}/{model.n_items_}, "
                     f"train has {train.n_users}/{train.n_items}")
-        return model
 
     @property
     def scores(self) -> np.ndarray:

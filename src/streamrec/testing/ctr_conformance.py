@@ -160,6 +160,7 @@ class CTRSuite(Suite):
     WHAT = "CTR conformance"
     # an ImportError passes through: a missing optional extra, for the caller to skip
     PASS_THROUGH = (AssertionError, ImportError)
+    BASE = CTRModel
     CHECKS = {
         "predict before fit": "check_unfitted",
         "fit validates input": "check_validation",
@@ -189,24 +190,9 @@ class CTRSuite(Suite):
             super().check(name)
 
     # ------------------------------------------------------------------ helpers
-    def fresh(self) -> CTRModel:
-        model = self.factory()
-        self.expect(isinstance(model, CTRModel), "factory",
-                    f"factory returned {type(model).__name__}, not a CTRModel")
-        if self.label == (self.name or "model"):
-            self.label = f"{type(model).__name__} ({self.name or model.name or 'unregistered'})"
-        return model
-
     def fit(self, model: CTRModel, train: CTRData | None = None) -> CTRModel:
         return model.fit(self.split.train if train is None else train, valid=self.split.valid,
                          rng=0)
-
-    def _fit_model(self) -> CTRModel:
-        model = self.fresh()
-        fitted = self.guard("fit", lambda: self.fit(model))
-        self.expect(fitted is model, "fit returns self",
-                    f"fit returned {type(fitted).__name__}, not the model itself")
-        return model
 
     @property
     def probs(self) -> np.ndarray:

@@ -1,4 +1,4 @@
-"""The ``CTRModel`` interface (DESIGN.md §3) and the shared torch click model.
+"""The ``CTRModel`` interface and the shared torch click model.
 
 A CTR model learns P(click | impression features) from a :class:`~streamrec.data.ctr.CTRData`
 with labels and returns probabilities for any other ``CTRData`` of the same schema::
@@ -42,8 +42,8 @@ __all__ = ["CTRModel", "CTRModule", "DeepCTRModel", "TorchCTRModel"]
 
 
 class CTRModel(Model):
-    """A model of P(click | features) (DESIGN.md §3: ``fit(features, labels)``,
-    ``predict_proba(features)``); the labels travel inside :class:`CTRData`."""
+    """A model of P(click | features): ``fit(train)`` and ``predict_proba(data)``; the
+    labels travel inside :class:`CTRData`."""
 
     schema_: FeatureSchema
 
@@ -148,7 +148,7 @@ class TorchCTRModel(TrainSettingsMixin, CTRModel):
         tgen = torch_generator(seed)
 
         def batches(epoch: int):
-            for idx in index_batches(len(train), cfg.batch_size, tgen):  # a loop over batches
+            for idx in index_batches(len(train), cfg.batch_size, tgen):
                 idx = idx.to(device)
                 yield (dense[idx], cat[idx], None if hist is None else hist[idx], labels[idx])
 
@@ -176,7 +176,7 @@ class TorchCTRModel(TrainSettingsMixin, CTRModel):
         if was_training:  # walking the module tree costs ~25 µs: only when needed
             self.module_.eval()
         with torch.inference_mode():
-            for lo in range(0, len(data), batch_size):  # a loop over row blocks
+            for lo in range(0, len(data), batch_size):
                 hi = lo + batch_size
                 h = None if hist is None else hist[lo:hi]
                 out[lo:hi] = self.module_(dense[lo:hi], cat[lo:hi], h).float().cpu().numpy()

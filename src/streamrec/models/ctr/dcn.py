@@ -48,11 +48,11 @@ class CrossNetwork(nn.Module):
                 return nn.Linear(dim, dim)  # W x + b
             return nn.Sequential(nn.Linear(dim, rank, bias=False), nn.Linear(rank, dim))
 
-        self.layers = nn.ModuleList(layer() for _ in range(n_layers))  # a loop over layers
+        self.layers = nn.ModuleList(layer() for _ in range(n_layers))
 
     def forward(self, x0: Tensor) -> Tensor:
         x = x0  # (B, d)
-        for layer in self.layers:  # a loop over layers
+        for layer in self.layers:
             x = x0 * layer(x) + x  # (B, d)
         return x
 

@@ -67,7 +67,7 @@ class EnsembleCTR(CTRModel):
             raise ValueError("an ensemble needs at least one member")
         if "ensemble" in self.members:
             raise ValueError("an ensemble cannot contain an ensemble")
-        for name in self.members:  # a loop over members (fails early on unknown names)
+        for name in self.members:  # fails early on unknown names
             get_class(name, "ctr")
         if self.weights is not None and (len(self.weights) != len(self.members)
                                          or min(self.weights) < 0 or sum(self.weights) <= 0):
@@ -79,7 +79,7 @@ class EnsembleCTR(CTRModel):
     def _fit_members(self, train: CTRData, valid: CTRData | None,
                      gen: np.random.Generator) -> list[CTRModel]:
         out = []
-        for name in self.members:  # a loop over members
+        for name in self.members:
             model = create(name, kind="ctr", **self.member_params.get(name, {}))
             out.append(model.fit(train, valid=valid, rng=int(gen.integers(2**31 - 1))))
         return out
@@ -124,7 +124,7 @@ class EnsembleCTR(CTRModel):
     def _get_state(self) -> dict[str, np.ndarray]:
         state: dict[str, np.ndarray] = {"schema": self.schema_.to_array(), "coef": self.coef_,
                                         "intercept": np.array([self.intercept_])}
-        for j, m in enumerate(self.models_):  # a loop over members
+        for j, m in enumerate(self.models_):
             state.update({f"m{j}.{k}": v for k, v in m._get_state().items()})
         return state
 
@@ -132,7 +132,7 @@ class EnsembleCTR(CTRModel):
         self.schema_ = FeatureSchema.from_array(state["schema"])
         self.coef_, self.intercept_ = state["coef"], float(state["intercept"][0])
         self.models_ = []
-        for j, name in enumerate(self.members):  # a loop over members
+        for j, name in enumerate(self.members):
             m = create(name, kind="ctr", **self.member_params.get(name, {}))
             prefix = f"m{j}."
             m._set_state({k[len(prefix):]: v for k, v in state.items() if k.startswith(prefix)})

@@ -93,7 +93,7 @@ class MLP(nn.Module):
                  batch_norm: bool = False) -> None:
         super().__init__()
         layers: list[nn.Module] = []
-        for width in hidden:  # a loop over layers
+        for width in hidden:
             layers.append(nn.Linear(in_dim, width))
             if batch_norm:
                 layers.append(nn.BatchNorm1d(width))

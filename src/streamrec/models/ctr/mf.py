@@ -30,9 +30,9 @@ class _MFModule(CTRModule):
         self.user_bias = nn.Embedding(n_users, 1)
         self.item_bias = nn.Embedding(n_items, 1)
         self.bias = nn.Parameter(torch.zeros(()))
-        for emb in (self.user, self.item):  # a loop over the two factor tables
+        for emb in (self.user, self.item):
             nn.init.normal_(emb.weight, std=0.01)
-        for emb in (self.user_bias, self.item_bias):  # a loop over the two bias tables
+        for emb in (self.user_bias, self.item_bias):
             nn.init.zeros_(emb.weight)
         self._last: tuple[Tensor, Tensor] | None = None
 

@@ -61,7 +61,7 @@ class CIN(nn.Module):
         self.layers = nn.ModuleList()
         self.keep: list[int] = []  # maps passed on to the next layer (all, for the last)
         prev, out_dim = n_fields, 0
-        for i, size in enumerate(sizes):  # a loop over layers
+        for i, size in enumerate(sizes):
             half = split_half and i < len(sizes) - 1
             if half and size % 2:
                 raise ValueError(f"with split_half every CIN layer but the last needs an even "
@@ -76,7 +76,7 @@ class CIN(nn.Module):
         x0 = x0.transpose(1, 2)  # (B, k, m)
         b, k, _ = x0.shape
         x, pooled = x0, []
-        for layer, keep in zip(self.layers, self.keep, strict=True):  # a loop over layers
+        for layer, keep in zip(self.layers, self.keep, strict=True):
             z = (x.unsqueeze(3) * x0.unsqueeze(2)).reshape(b, k, -1)  # (B, k, H·m)
             h = layer(z)  # (B, k, H_l)
             if keep < h.shape[2]:

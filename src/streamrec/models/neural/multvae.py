@@ -72,7 +72,7 @@ class UserBatches:
         return math.ceil(len(self.order) / self.batch_size)
 
     def __iter__(self) -> Iterator[Any]:
-        for idx in torch.split(self.order, self.batch_size):  # a loop over batches
+        for idx in torch.split(self.order, self.batch_size):
             yield self.make(idx)
 
 

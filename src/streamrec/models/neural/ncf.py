@@ -147,7 +147,7 @@ class _NCFModule(nn.Module):
             hu = self.tower.user_in(self.user_mlp(users))  # (B, H0)
             step = max(1, _CHUNK_ELEMENTS // (len(q) * self.tower.width))
             chunks = [self.tower.hidden(torch.relu(hu[lo:lo + step].unsqueeze(1) + hi)) @ w
-                      for lo in range(0, len(users), step)]  # a loop over user chunks
+                      for lo in range(0, len(users), step)]
             out = out + torch.cat(chunks)  # (B, I)
         return out
 

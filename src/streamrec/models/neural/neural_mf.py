@@ -51,7 +51,7 @@ class _NeuralMFModule(nn.Module):
         nn.init.normal_(self.item.weight, std=0.1)
         layers: list[nn.Module] = []
         width = 2 * embed
-        for h in hidden:  # a loop over layers
+        for h in hidden:
             layers += [nn.Linear(width, h), nn.ReLU(), Dropout(dropout)]
             width = h
         self.mlp = nn.Sequential(*layers)
@@ -91,7 +91,7 @@ class _NeuralMFModule(nn.Module):
         item_bias = self.item_bias.weight[:, 0] if self.biases else None  # (I,)
         chunk = max(1, _GRID_ELEMENTS // (n_items * width))
         rows = []
-        for ub in torch.split(users, chunk):  # a loop over user chunks (bounded memory)
+        for ub in torch.split(users, chunk):  # chunks of users bound the memory
             h_user = self.user(ub) @ w_u.T + first.bias  # (b, H)
             h = h_user[:, None, :] + h_item[None, :, :]  # (b, I, H): first layer pre-activation
             s = self.out(self.mlp[1:](h)).squeeze(-1) + self.mu  # (b, I)
@@ -262,7 +262,7 @@ class NeuralMF(TorchRecommender, RatingPredictor):
         if len(warm):
             dev = self._device()
             with torch.no_grad():
-                for lo in range(0, len(warm), _PREDICT_BATCH):  # a loop over pair chunks
+                for lo in range(0, len(warm), _PREDICT_BATCH):
                     idx = warm[lo:lo + _PREDICT_BATCH]
                     u = torch.from_numpy(users[idx]).to(dev)
                     i = torch.from_numpy(items[idx]).to(dev)

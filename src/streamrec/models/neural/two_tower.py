@@ -76,7 +76,7 @@ class _Tower(nn.Module):
                              persistent=False)
         layers: list[nn.Module] = []
         width = dim
-        for h in hidden:  # a loop over layer sizes
+        for h in hidden:
             layers += [nn.Linear(width, h), nn.ReLU(), Dropout(dropout)]
             width = h
         self.mlp = nn.Sequential(*layers, nn.Linear(width, dim)) if hidden else None
@@ -92,7 +92,7 @@ class _Tower(nn.Module):
         (B, F), mean-pooled multi-hot rows (B, M) and numeric columns (B, K) -> (B, D)."""
         x = (ids if ids is not None
              else torch.zeros(len(codes), self.dim, device=codes.device))  # (B, D)
-        for f, emb in enumerate(self.fields):  # a loop over categorical fields
+        for f, emb in enumerate(self.fields):
             x = x + emb(codes[:, f])  # (B, D)
         if self.bag is not None:
             x = x + self.bag(bag)  # (B, M) @ (M, D) -> (B, D)

@@ -196,7 +196,7 @@ class SequenceWindows:
 
 # ---------------------------------------------------------------------------- models
 class SequentialRecommender(Recommender):
-    """A recommender that scores from recent item sequences (DESIGN.md §3).
+    """A recommender that scores from recent item sequences.
 
     Subclasses implement :meth:`_score_history` (and ``fit``, which must call
     :meth:`_set_history`); they have a ``max_len`` hyperparameter.
@@ -377,7 +377,7 @@ class TorchSequentialRecommender(SequentialRecommender, TorchRecommender):
         k = min(int(k), self.n_items_)
         out = []
         dev = self._device()
-        for lo in range(0, len(windows), int(batch_size)):  # a loop over session batches
+        for lo in range(0, len(windows), int(batch_size)):
             x, y = windows.batch(np.arange(lo, min(lo + int(batch_size), len(windows))))
             y[:, :int(min_prefix) - 1] = 0  # prefixes shorter than min_prefix
             with torch.no_grad():

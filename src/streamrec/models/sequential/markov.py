@@ -62,7 +62,7 @@ class Markov(SequentialRecommender):
         order = train.chronological_order()
         users, items = train.users[order], train.items[order]
         rows, cols, vals = [], [], []
-        for d in range(1, int(self.window) + 1):  # a loop over distances (a few)
+        for d in range(1, int(self.window) + 1):  # a few distances: the loop is cheap
             same = users[d:] == users[:-d]
             rows.append(items[:-d][same])
             cols.append(items[d:][same])
