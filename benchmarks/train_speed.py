@@ -30,7 +30,7 @@ import torch
 
 from streamrec.data.pipeline import prepare
 from streamrec.data.splits import make_split, write_split
-from streamrec.eval.benchmark import PEERS_DIR, peers_python
+from streamrec.eval.benchmark import peers_dir, peers_python
 from streamrec.models.registry import create
 
 # model -> (StreamRec name and params, RecBole model and config): matched settings. The batch
@@ -121,7 +121,7 @@ def recbole_epochs(split_dir: Path, ds_name: str, model: str, cfg: dict,
         raise FileNotFoundError("RecBole peers venv missing: bash ../shared/peers/setup.sh")
     extra = {**cfg, "epochs": epochs, "eval_step": epochs + 1}  # no evaluation in the run
     proc = subprocess.run(
-        [str(py), str(PEERS_DIR / "run_recbole.py"), str(split_dir), ds_name, model,
+        [str(py), str((peers_dir() or Path("missing-peers-dir")) / "run_recbole.py"), str(split_dir), ds_name, model,
          json.dumps(extra)],
         capture_output=True, text=True, cwd=split_dir, check=False,
         env={**os.environ, "TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD": "1"})

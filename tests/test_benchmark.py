@@ -224,7 +224,7 @@ def test_recbole_peer_gets_an_absolute_split_dir(tmp_path, monkeypatch):
     fake.write_text('#!/bin/sh\nprintf \'{"system": "fake", "test": {"NDCG@10": 0.5}, '
                     '"seconds": 1.0, "params": {"dir": "%s", "cwd": "%s"}}\\n\' "$2" "$PWD"\n')
     fake.chmod(fake.stat().st_mode | stat.S_IEXEC)
-    monkeypatch.setattr(bm, "PEERS_DIR", peers)
+    monkeypatch.setenv("STREAMREC_PEERS_DIR", str(peers))
     split = tmp_path / "run" / "split"
     split.mkdir(parents=True)
     monkeypatch.chdir(tmp_path)

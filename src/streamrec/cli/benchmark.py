@@ -48,8 +48,8 @@ RefitOpt = Annotated[Refit, typer.Option(
     help="data of the test fits after tuning: train (as RecBole does, like for like with "
     "the peers) or train+valid (more, more recent data)")]
 PeersOpt = Annotated[list[Peer] | None, typer.Option(
-    "--peers", help="also run these systems on the same split files (needs the peers "
-    "venv from ../shared/peers/setup.sh)")]
+    "--peers", help="also run these systems on the same split files (needs a venv with "
+    "RecBole in $STREAMREC_PEERS_VENV and its runner script in $STREAMREC_PEERS_DIR)")]
 PeerModelsOpt = Annotated[str | None, typer.Option(
     help="models to run through the peers (default: those of --models they have)")]
 TaskOpt = Annotated[Task, typer.Option(

@@ -113,7 +113,7 @@ def split(
     out: OutDir,
     fmt: Annotated[SplitFormat, typer.Option(
         "--format", help="parquet: OUT/{train,valid,test}.parquet; recbole: "
-        "OUT/NAME/NAME.{train,valid,test}.inter for ../shared/peers/run_recbole.py")] = SplitFormat.parquet,
+        "OUT/NAME/NAME.{train,valid,test}.inter (RecBole's atomic files)")] = SplitFormat.parquet,
     name: Annotated[str | None, typer.Option(help="dataset name in recbole file names")] = None,
     cold: Annotated[Cold, typer.Option(
         help="valid/test users or items unseen in train: keep (count as misses) or drop")] = Cold.keep,

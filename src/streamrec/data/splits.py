@@ -486,7 +486,7 @@ def write_split(split: Split, out_dir: str | Path, *, name: str = "dataset",
 
     ``parquet``: ``out_dir/{train,valid,test}.parquet`` + ``split.json``.
     ``recbole``: ``out_dir/NAME/NAME.{train,valid,test}.inter`` (what
-    ``../shared/peers/run_recbole.py OUT_DIR NAME MODEL`` reads) + ``split.json``.
+    RecBole's runner reads as ``OUT_DIR NAME MODEL``) + ``split.json``.
     """
     out = Path(out_dir)
     frames = split_frames(split)

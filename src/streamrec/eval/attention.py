@@ -143,7 +143,7 @@ def _load_or_train(sp: Split, model_dir: Path | None, epochs: int, seed: int) ->
 
     if model_dir is not None:
         return Recommender.load(model_dir)
-    model = create("lstm_attention", **ATTENTION_MODEL, epochs=epochs, progress=True)
+    model = create("lstm_attention", None, **ATTENTION_MODEL, epochs=epochs, progress=True)
     model.fit(sp.train, valid=sp.valid, rng=np.random.default_rng(seed))
     return model
 

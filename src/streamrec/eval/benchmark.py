@@ -35,9 +35,6 @@ if TYPE_CHECKING:
 RECBOLE_MODELS = {"pop": "Pop", "itemknn": "ItemKNN", "ease": "EASE", "bpr": "BPR",
                   "bprmf": "BPR", "multvae": "MultiVAE", "multdae": "MultiDAE", "cdae": "CDAE",
                   "neumf": "NeuMF", "sasrec": "SASRec", "gru4rec": "GRU4Rec"}
-#: ../shared/peers beside a source checkout; ``$STREAMREC_PEERS_DIR`` points elsewhere
-PEERS_DIR = Path(os.environ.get("STREAMREC_PEERS_DIR",
-                                Path(__file__).resolve().parents[4] / "shared" / "peers"))
 DEFAULT_PEERS_VENV = Path.home() / ".cache" / "streamrec-peers"
 #: protocols whose valid/test parts are whole sessions of users unseen in train: every
 #: prefix predicts the next item (:func:`~streamrec.eval.protocol.evaluate_next_item`)
@@ -316,7 +313,7 @@ def run_benchmark(split: Split, cfg: BenchmarkConfig, *, protocol: str, data: st
                   progress: Progress | None = None,
                   dataset: Dataset | None = None,
                   done: list[Run] | None = None,
-                  on_run: Callable[[BenchmarkResult], None] | None = None) -> BenchmarkResult:
+                  on_run: Callable[[BenchmarkResult], object] | None = None) -> BenchmarkResult:
     """Tune (optionally), fit over seeds and evaluate every model of ``cfg`` on ``split``.
 
     ``dataset`` (the one ``split`` was made from) provides the user/item side features of
@@ -336,7 +333,8 @@ def run_benchmark(split: Split, cfg: BenchmarkConfig, *, protocol: str, data: st
     trials: list[Trial] = []
     chosen: dict[str, dict[str, Any]] = {}
     item_counts = split.train.item_counts()
-    fit_data, fit_valid = split.train, split.valid
+    fit_data: Interactions = split.train
+    fit_valid: Interactions | None = split.valid
     if cfg.refit == "train+valid":
         fit_data, fit_valid = train_plus_valid(split), None
     test_users = np.unique(split.test.users)
@@ -384,9 +382,21 @@ def train_plus_valid(split: Split) -> Interactions:
 
 
 # ---------------------------------------------------------------------------- peers
+def peers_dir() -> Path | None:
+    """The folder of RecBole's runner script (``run_recbole.py``): ``$STREAMREC_PEERS_DIR``,
+    else a ``shared/peers`` folder next to this source checkout (the team's layout); None
+    when neither exists. Looked up when a peer runs, not at import."""
+    env = os.environ.get("STREAMREC_PEERS_DIR")
+    if env:
+        return Path(env)
+    beside = Path(__file__).resolve().parents[3].parent / "shared" / "peers"
+    return beside if (beside / "run_recbole.py").exists() else None
+
+
 def peers_python(venv: str | Path | None = None) -> Path | None:
     """The peers venv's python (``$STREAMREC_PEERS_VENV`` or ~/.cache/streamrec-peers)."""
-    root = Path(venv or os.environ.get("STREAMREC_PEERS_VENV", DEFAULT_PEERS_VENV))
+    root = Path(venv) if venv else Path(os.environ.get("STREAMREC_PEERS_VENV")
+                                        or DEFAULT_PEERS_VENV)
     py = root / "bin" / "python"
     return py if py.exists() else None
 
@@ -394,7 +404,7 @@ def peers_python(venv: str | Path | None = None) -> Path | None:
 def run_recbole_peer(split_dir: Path, name: str, model: str, protocol: str, *,
                      params: dict[str, Any] | None = None, venv: str | Path | None = None,
                      timeout: float = 3600.0) -> Run:
-    """Run ``../shared/peers/run_recbole.py`` on ``split_dir/name/name.*.inter``.
+    """Run RecBole's runner (:func:`peers_dir`) on ``split_dir/name/name.*.inter``.
 
     Raises
     ------
@@ -404,12 +414,13 @@ def run_recbole_peer(split_dir: Path, name: str, model: str, protocol: str, *,
         When RecBole fails (its last lines of stderr are in the message).
     """
     py = peers_python(venv)
-    script = PEERS_DIR / "run_recbole.py"
-    if py is None or not script.exists():
+    folder = peers_dir()
+    script = folder / "run_recbole.py" if folder is not None else None
+    if py is None or script is None or not script.exists():
         raise FileNotFoundError(
-            f"RecBole peers venv not found (looked for {py or DEFAULT_PEERS_VENV}/bin/python, "
-            f"{script}); create it with `bash ../shared/peers/setup.sh`, or set STREAMREC_PEERS_VENV / "
-            "STREAMREC_PEERS_DIR")
+            f"RecBole peers not found (looked for {py or DEFAULT_PEERS_VENV}/bin/python and "
+            f"{script or 'STREAMREC_PEERS_DIR/run_recbole.py'}): set STREAMREC_PEERS_VENV to a "
+            "venv with RecBole 1.2 and STREAMREC_PEERS_DIR to the folder of its runner script")
     rb_model = RECBOLE_MODELS.get(model, model)
     split_dir = Path(split_dir).resolve()  # RecBole runs in it: a relative path would nest
     cmd = [str(py), str(script), str(split_dir), name, rb_model]

@@ -138,8 +138,9 @@ def movielens_ctr(dataset: Any, threshold: float = 4.0) -> CTRData:
         if table is None or table.width <= 1:
             continue
         ent: EntityFeatures = FeatureEncoder.fit(table, key=key).transform(table)
+        codes = ent.categorical if ent.categorical is not None else np.zeros((table.height, 0))
         for j, name in enumerate(ent.cat_names):
-            cats.append(ent.categorical[rows, j])
+            cats.append(codes[rows, j])
             cnames.append(f"{prefix}_{name}")
             cards.append(ent.cardinalities[j])
         for block, names in ((ent.numeric, ent.num_names), (ent.multi_hot, ent.multi_names)):
@@ -247,7 +248,8 @@ def _ctr_tune(spec: ModelSpec, split: CTRSplit, cfg, progress) -> tuple[dict[str
         values, secs = [], 0.0
         for seed in range(cfg.tune_seeds if spec.stochastic else 1):
             model, s = _ctr_fit(spec, params, split, seed)
-            values.append(float(auc(split.valid.labels, model.predict_proba(split.valid))))
+            values.append(float(auc(split.valid.require_labels("tuning"),
+                                    model.predict_proba(split.valid))))
             secs += s
         trials.append(Trial(name, params, float(np.mean(values)), secs))
         if progress is not None:
@@ -265,7 +267,7 @@ def ctr_result(labels: np.ndarray, probs: np.ndarray) -> EvalResult:
 def run_ctr_benchmark(split: CTRSplit, cfg, *, protocol: str, data: str = "",
                       progress: Callable[[str, int, int], None] | None = None,
                       done: list | None = None,
-                      on_run: Callable[[Any], None] | None = None):
+                      on_run: Callable[[Any], object] | None = None):
     """Tune (optionally) on valid AUC, fit every model of ``cfg`` over seeds and evaluate on
     test; the same result type as the ranking runner (rows carry ``auc``, ``logloss``,
     ``ap``, ``ece``), plus an ``oracle`` run when the data has the true probabilities."""

@@ -129,7 +129,7 @@ def gap_share(model_auc: float, lr_auc: float, oracle_auc: float) -> float:
     return (model_auc - lr_auc) / gap if gap > 0 else math.nan
 
 
-def _agg(values: Sequence[float]) -> dict[str, Any]:
+def _agg(values: Sequence[float] | np.ndarray) -> dict[str, Any]:
     """Mean, std (ddof 1; 0 for one value) and the values over seeds."""
     v = np.asarray(values, dtype=np.float64)
     m, s = mean_std(v)
@@ -196,8 +196,9 @@ def _mlp_params(hidden: Sequence[int], epochs: int, lr: float = MLP_LR,
 def _auc_summary(fits: list[_Fit], split: CTRSplit) -> dict[str, Any]:
     """Train / valid / test AUC, epochs run, parameters and fit seconds over seeds."""
     parts = (("train", split.train), ("valid", split.valid), ("test", split.test))
-    out: dict[str, Any] = {f"{part}_auc": _agg([auc(d.labels, getattr(f, part)) for f in fits])
-                           for part, d in parts}
+    out: dict[str, Any] = {
+        f"{part}_auc": _agg([auc(d.require_labels(f"{part} AUC"), getattr(f, part)) for f in fits])
+        for part, d in parts}
     out["gap_train_test"] = _agg([a - b for a, b in zip(out["train_auc"]["values"],
                                                         out["test_auc"]["values"], strict=True)])
     out["epochs_run"] = _agg([len(f.losses) for f in fits])

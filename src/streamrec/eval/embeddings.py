@@ -75,16 +75,20 @@ def _load_or_fit(dataset: Dataset, sp: Split, model_dir: Path | None, model: str
                  params: dict[str, Any], seed: int,
                  step: Callable[[str], AbstractContextManager[Any]]) -> Any:
     from streamrec.models.base import Recommender
-    from streamrec.models.registry import create, get_class
+    from streamrec.models.registry import spec
 
     if model_dir is not None:
         return Recommender.load(model_dir)
-    fitted = create(model, **params)
-    fit_kw = {}
-    if getattr(get_class(model), "uses_side_features", False):
+    if model is None:
+        raise ValueError("give exactly one of model_dir and model")
+    model_spec = spec(model)
+    fitted = model_spec.create(**params)
+    side = None
+    if model_spec.uses_side_features:
         from streamrec.features.side import side_features
 
-        fit_kw["side"] = side_features(dataset, sp)
+        side = side_features(dataset, sp)
     with step(f"fitting {model}"):
-        fitted.fit(sp.train, valid=sp.valid, rng=np.random.default_rng(seed), **fit_kw)
+        fitted.fit(sp.train, valid=sp.valid, rng=np.random.default_rng(seed),
+                   **model_spec.fit_kwargs(side=side))
     return fitted

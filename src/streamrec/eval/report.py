@@ -76,21 +76,22 @@ def leaderboard(runs: list[Run], metric: str = "ndcg@10", *, n_boot: int = 1000)
     for (model, system), rs in group_runs(runs).items():
         mean, std = seed_stats(rs)
         per_user = None
-        ci = None
+        ci: tuple[float, float] | None = None
         with_pu = [r.result for r in rs if r.result is not None and metric in r.result.per_user]
         if with_pu:
             per_user = np.mean([res.per_user[metric] for res in with_pu], axis=0)
-            ci = bootstrap_ci(per_user, n_boot=n_boot, alpha=0.05, rng=0)
-            ci = (float(ci[0]), float(ci[1]))
+            bounds = bootstrap_ci(per_user, n_boot=n_boot, alpha=0.05, rng=0)
+            ci = (float(bounds[0]), float(bounds[1]))
         lines.append(Line(model, system, len(rs), mean, std, ci, None, None,
                           float(np.mean([r.fit_seconds for r in rs])), per_user))
     lines.sort(key=lambda ln: -ln.mean.get(metric, -np.inf))
     best = best_streamrec(lines)
-    if best is not None:
+    top = best.per_user if best is not None else None
+    if top is not None:
         for ln in lines:
-            if ln.per_user is not None and ln is not best and len(ln.per_user) == len(best.per_user):
-                ln.p_ttest = paired_ttest(best.per_user, ln.per_user).p_value
-                ln.p_wilcoxon = wilcoxon(best.per_user, ln.per_user).p_value
+            if ln.per_user is not None and ln is not best and len(ln.per_user) == len(top):
+                ln.p_ttest = paired_ttest(top, ln.per_user).p_value
+                ln.p_wilcoxon = wilcoxon(top, ln.per_user).p_value
     return lines
 
 
@@ -132,13 +133,14 @@ def against(lines: list[Line], refs: tuple[str, ...]) -> list[tuple[str, str, fl
     rows = []
     for ref in refs:
         r = references.get(ref)
-        if r is None:
+        base = r.per_user if r is not None else None
+        if base is None:
             continue
         for ln in by_model.values():
-            if ln is not r and len(ln.per_user) == len(r.per_user):
-                rows.append((ln.model, ref, float(ln.per_user.mean()), float(r.per_user.mean()),
-                             paired_ttest(ln.per_user, r.per_user).p_value,
-                             wilcoxon(ln.per_user, r.per_user).p_value))
+            mine = ln.per_user
+            if ln is not r and mine is not None and len(mine) == len(base):
+                rows.append((ln.model, ref, float(mine.mean()), float(base.mean()),
+                             paired_ttest(mine, base).p_value, wilcoxon(mine, base).p_value))
     return rows
 
 
@@ -366,7 +368,7 @@ def training_chart(runs: list[Run], path: Path, title: str,
 
     None (and no file) when no run recorded a validation curve.
     """
-    curves = [r for r in runs if r.training and r.training["valid"]]
+    curves = [r for r in runs if r.training is not None and r.training["valid"]]
     if not curves:
         return None
     import matplotlib
@@ -378,7 +380,7 @@ def training_chart(runs: list[Run], path: Path, title: str,
     colors = {m: f"C{i % 10}" for i, m in enumerate(models)}
     fig, ax = plt.subplots(figsize=(7, 4.2))
     for r in curves:
-        pts = np.asarray(r.training["valid"], dtype=float)  # (epoch, value, seconds)
+        pts = np.asarray((r.training or {})["valid"], dtype=np.float64)  # (epoch, value, s)
         ax.plot(pts[:, 2] / 60, pts[:, 1], color=colors[r.model], lw=1.2, alpha=0.8,
                 marker=".", ms=3, label=r.model if r.seed == min(
                     x.seed for x in curves if x.model == r.model) else None)

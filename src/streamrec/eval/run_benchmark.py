@@ -16,7 +16,7 @@ import json
 import time
 from collections.abc import Callable, Sequence
 from contextlib import AbstractContextManager, nullcontext
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -134,13 +134,13 @@ def plan_benchmark(data: str, protocol: str, models: str, *, task: str = "auto",
     if any(m not in names for m in refs):
         raise BenchmarkInputError(f"--against names models not in --models: "
                                   f"{', '.join(m for m in refs if m not in names)}")
-    common = {"models": names, "seeds": seeds, "tune": tune, "max_trials": max_trials,
-              "params": fixed, "against": refs, "tune_seeds": tune_seeds, "grids": grids}
+    config = BenchmarkConfig(models=names, seeds=seeds, tune=tune, max_trials=max_trials,
+                             params=fixed, against=refs, tune_seeds=tune_seeds, grids=grids,
+                             tune_metric="auc" if ctr else metric)
     if ctr:
-        config = BenchmarkConfig(**common, tune_metric="auc")
         metric = metric if metric in CTR_METRICS else "auc"
     else:
-        config = BenchmarkConfig(**common, tune_metric=metric, refit=refit)
+        config = replace(config, refit=refit)
     return BenchmarkPlan(data, protocol, ctr, config, metric)
 
 
@@ -298,8 +298,9 @@ def item_categories(dataset: Dataset, sp: Split) -> np.ndarray | None:
     import polars as pl
 
     items = dataset.items
-    col = next((c for c in ("category", "genres", "genre", "class") if items is not None
-                and c in items.columns), None)
+    if items is None:
+        return None
+    col = next((c for c in ("category", "genres", "genre", "class") if c in items.columns), None)
     if col is None:
         return None
     c = pl.col(col)

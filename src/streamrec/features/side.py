@@ -24,7 +24,7 @@ get the unknown code; nothing crashes). Everything is vectorised polars/numpy.
 
 Example::
 
-    prep = prepare("recbole:../shared/data/ml-100k")
+    prep = prepare("recbole:path/to/ml-100k")
     sp = make_split(prep.dataset, "temporal_user")
     side = side_features(prep.dataset, sp)
     side.users.categorical.shape   # (943, 4): age_bucket, gender, occupation, ...

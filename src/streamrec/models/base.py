@@ -118,7 +118,7 @@ class Model(Capabilities, ABC):
         self._check_fitted()
         path = Path(path)
         path.mkdir(parents=True, exist_ok=True)
-        state = self._get_state()
+        state: dict[str, Any] = self._get_state()
         for key, arr in state.items():
             if np.asarray(arr).dtype == object:
                 raise TypeError(f"{type(self).__name__}._get_state()[{key!r}] has dtype object")

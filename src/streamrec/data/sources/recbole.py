@@ -181,7 +181,7 @@ def write_recbole_inter(events: pl.DataFrame, path: str | Path) -> Path:
     """Write a canonical event frame as a RecBole ``.inter`` file.
 
     Columns written: ``user_id:token  item_id:token  rating:float  timestamp:float``
-    (the format ``../shared/peers/run_recbole.py`` reads for ``NAME.{train,valid,test}.inter``).
+    (the format RecBole reads for ``NAME.{train,valid,test}.inter``).
     ``value`` becomes ``rating`` (1.0 when the frame has none; a null is written empty);
     ``timestamp`` is written as an integer (the row order when the frame has none).
     :func:`read_recbole` reads it back to the same frame.
