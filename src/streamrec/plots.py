@@ -57,18 +57,12 @@ def item_embeddings(model: Any) -> np.ndarray:
     TypeError
         When the model has no item vectors (e.g. EASE, ItemKNN, popularity).
     """
-    if hasattr(model, "item_vectors"):
-        vecs = model.item_vectors()
-    elif getattr(model, "item_factors_", None) is not None:
-        vecs = model.item_factors_
-    elif hasattr(getattr(model, "module_", None), "item") and hasattr(model.module_.item,
-                                                                      "weight"):
-        vecs = model.module_.item.weight.detach().float().cpu().numpy()
-    else:
-        raise TypeError(f"{type(model).__name__} has no item vectors (needs item_vectors(), "
-                        "item_factors_ or module_.item.weight); embedding plots need a "
-                        "factor model such as two_tower, bprmf, ials or mf")
-    return np.ascontiguousarray(np.asarray(vecs, dtype=np.float32))
+    from streamrec.models.capabilities import ItemVectors
+
+    if not isinstance(model, ItemVectors):
+        raise TypeError(f"{type(model).__name__} has no item vectors; embedding plots need a "
+                        "factor model such as two_tower, bprmf, ials or biased_mf")
+    return np.ascontiguousarray(np.asarray(model.item_vectors(), dtype=np.float32))
 
 
 def item_labels(dataset: Dataset, item_ids: np.ndarray, column: str | None = None,

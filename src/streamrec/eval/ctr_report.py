@@ -209,6 +209,22 @@ def _auc_summary(fits: list[_Fit], split: CTRSplit) -> dict[str, Any]:
 
 
 # ---------------------------------------------------------------------------- the report
+def _data_summary(data: CTRData, split: CTRSplit, name: str) -> dict[str, Any]:
+    return {"name": name, "n": len(data), "positive_rate": data.positive_rate,
+            "train": len(split.train), "valid": len(split.valid), "test": len(split.test),
+            "split": "random 70/15/15, seed 42"}
+
+
+def _figures(doc: dict[str, Any], y_test: np.ndarray, best_test: np.ndarray,
+             out: Path) -> dict[str, Path]:
+    """The report's four PNGs."""
+    return {"architecture": architecture_png(doc["architecture"], doc["architecture_logistic"],
+                                             doc["models"], out / "architecture.png"),
+            "learning_rates": lr_png(doc["learning_rates"], out / "learning_rates.png"),
+            "errors": errors_png(y_test, best_test, doc["errors"], out / "errors.png"),
+            "calibration": calibration_png(doc["calibration"], out / "calibration.png")}
+
+
 def case_study_report(out_dir: str | Path, *, data: CTRData | None = None,
                       seeds: Sequence[int] = (0,), epochs: int = 50,
                       hidden_grid: Sequence[Sequence[int]] = DEFAULT_HIDDEN_GRID,
@@ -228,10 +244,8 @@ def case_study_report(out_dir: str | Path, *, data: CTRData | None = None,
         Seeds of the MLP fits (every table shows mean ± std over them).
     epochs : int
         Maximum epochs of the MLP fits (early stopping on valid AUC, patience 5).
-    hidden_grid : sequence of sequence of int
-        Hidden-layer widths of the architecture search.
-    lrs : sequence of float
-        Learning rates of the sensitivity sweep.
+    hidden_grid, lrs : sequences
+        Hidden-layer widths of the architecture search; learning rates of the sweep.
     lr_epochs : int
         Epochs of every learning-rate fit (no early stopping: comparable curves).
     data_name : str
@@ -268,17 +282,15 @@ def case_study_report(out_dir: str | Path, *, data: CTRData | None = None,
     sweep = _lr_sweep(run, lrs, lr_epochs)
     errors, best = _error_analysis(run, models, lr_fit, mlp_fits)
     cal = _calibrations(run, lr_fit, mlp_fits)
-    split, y_test, lr_auc = run.split, run.y_test, models["logistic"]["auc"]["mean"]
-    doc = {
-        "data": {"name": data_name, "n": len(data), "positive_rate": data.positive_rate,
-                 "train": len(split.train), "valid": len(split.valid), "test": len(split.test),
-                 "split": "random 70/15/15, seed 42"},
+    doc: dict[str, Any] = {
+        "data": _data_summary(data, run.split, data_name),
         "config": {"seeds": list(seeds), "epochs": epochs, "mlp_hidden": list(DEFAULT_HIDDEN),
                    "mlp_lr": MLP_LR, "mlp_patience": MLP_PATIENCE, "batch_size": MLP_BATCH,
                    "hidden_grid": [list(h) for h in grid], "lrs": [float(v) for v in lrs],
                    "lr_epochs": lr_epochs, "calibration_bins": CAL_BINS},
         "models": models,
-        "mlp_beats_logistic": bool(models["mlp"]["auc"]["mean"] > lr_auc),
+        "mlp_beats_logistic": bool(models["mlp"]["auc"]["mean"]
+                                   > models["logistic"]["auc"]["mean"]),
         "delong_mlp_vs_logistic": delong,
         "architecture": arch, "architecture_logistic": lr_ref,
         "learning_rates": sweep,
@@ -286,10 +298,7 @@ def case_study_report(out_dir: str | Path, *, data: CTRData | None = None,
         "calibration": cal,
         "wall_seconds": time.perf_counter() - start,
     }
-    paths = {"architecture": architecture_png(arch, lr_ref, models, out / "architecture.png"),
-             "learning_rates": lr_png(sweep, out / "learning_rates.png"),
-             "errors": errors_png(y_test, best.test, errors, out / "errors.png"),
-             "calibration": calibration_png(cal, out / "calibration.png")}
+    paths = _figures(doc, run.y_test, best.test, out)
     doc["wall_seconds"] = time.perf_counter() - start
     paths["json"] = out / "ctr_report.json"
     paths["json"].write_text(json.dumps(_jsonable(doc), indent=2))

@@ -160,11 +160,7 @@ def _load_builtins() -> None:
     if _loaded:
         return
     for mod in BUILTIN_MODULES:
-        try:
-            importlib.import_module(mod)
-        except ModuleNotFoundError as exc:
-            if exc.name != mod:  # a real missing dependency, not a model module yet to land
-                raise
+        importlib.import_module(mod)
     _loaded = True
 
 

@@ -34,11 +34,11 @@ from streamrec.serve.schemas import (
     PromoteRequest,
     PromoteResult,
     ReadyStatus,
-    Recommendations,
     ReloadResult,
     SessionRequest,
     SessionResponse,
     SimilarItems,
+    UserRecommendations,
 )
 from streamrec.serve.service import ServiceState
 
@@ -96,7 +96,7 @@ def _storage_full(what: str, exc: Exception) -> HTTPException:
 
 
 # ---------------------------------------------------------------------------- recommendations
-@router.get("/v1/users/{user_id}/recommendations", response_model=Recommendations,
+@router.get("/v1/users/{user_id}/recommendations", response_model=UserRecommendations,
             tags=["recommendations"])
 async def recommendations(
     user_id: UserId, svc: Service,

@@ -24,7 +24,7 @@ __all__ = [
     "QueuedEvent",
     "PromoteRequest",
     "RecItem",
-    "Recommendations",
+    "UserRecommendations",
     "ScoredItem",
     "SessionRequest",
     "SessionResponse",
@@ -86,7 +86,7 @@ class RecItem(BaseModel):
     stage: str = Field(description="ranked (by the ranker) or explore (an exploration slot)")
 
 
-class Recommendations(BaseModel):
+class UserRecommendations(BaseModel):
     user_id: int
     items: list[RecItem]
     cold_start: bool = Field(description="the user had no vector and no history")
