@@ -36,18 +36,6 @@ LAYERS: tuple[str, ...] = (
     "cli",
 )
 
-#: Known imports against the layer order, as (importing module, imported module). None
-#: today. serve/ and cli/ are being reworked by others: an entry here would name one of
-#: their current imports, to be removed with it; any other upward import fails.
-ALLOWED_UPWARD: frozenset[tuple[str, str]] = frozenset()
-
-#: Packages inside which modules may import each other in a cycle. The synthetic world and
-#: session generators import their parts and the parts import them back
-#: (streamrec.data.synthetic: world <-> _world_*, sessions <-> _session_sim), and that
-#: package is being split up by other work right now; a cycle anywhere else, or leaving
-#: this package, fails.
-ALLOWED_CYCLE_PACKAGES: tuple[str, ...] = ("streamrec.data.synthetic",)
-
 
 def _modules() -> dict[str, Path]:
     out = {}
@@ -166,29 +154,24 @@ def test_every_module_belongs_to_a_layer():
 def test_imports_follow_the_layer_order():
     upward = {(src, dst): line for src, targets in EDGES.items()
               for dst, line in targets.items() if _rank(dst) > _rank(src)}
-    new = sorted(set(upward) - ALLOWED_UPWARD)
-    assert not new, "imports against the layer order " + " < ".join(LAYERS) + ":\n" + "\n".join(
-        f"  {MODULES[s].relative_to(SRC)}:{upward[s, d]}  {s} ({_layer(s)}) imports "
-        f"{d} ({_layer(d)})" for s, d in new)
-    stale = sorted(ALLOWED_UPWARD - set(upward))
-    assert not stale, f"ALLOWED_UPWARD lists imports that are gone, remove them: {stale}"
+    assert not upward, "imports against the layer order " + " < ".join(LAYERS) + ":\n" + \
+        "\n".join(f"  {MODULES[s].relative_to(SRC)}:{upward[s, d]}  {s} ({_layer(s)}) imports "
+                  f"{d} ({_layer(d)})" for s, d in sorted(upward))
 
 
 def test_no_cycle_between_layers():
     graph: dict[str, set[str]] = defaultdict(set)
     for src, targets in EDGES.items():
         for dst in targets:
-            if (src, dst) not in ALLOWED_UPWARD and _layer(src) != _layer(dst):
+            if _layer(src) != _layer(dst):
                 graph[_layer(src)].add(_layer(dst))
     assert not _cycles(graph)
 
 
 def test_no_import_cycle_between_modules():
     graph = {src: set(targets) for src, targets in EDGES.items()}
-    cycles = _cycles(graph)
-    new = [sorted(c) for c in cycles
-           if not any(all(m.startswith(p + ".") for m in c) for p in ALLOWED_CYCLE_PACKAGES)]
-    assert not new, f"import cycles between modules: {new}"
+    cycles = [sorted(c) for c in _cycles(graph)]
+    assert not cycles, f"import cycles between modules: {cycles}"
 
 
 def test_the_checker_sees_imports_inside_functions_and_type_checking_blocks():

@@ -11,15 +11,14 @@ import numpy as np
 import polars as pl
 
 from streamrec.data.dataset import ITEM, TIME, USER, VALUE, Dataset
+from streamrec.data.synthetic._session_config import BEHAVIOUR_KINDS
 
 if TYPE_CHECKING:
-    from streamrec.data.synthetic.sessions import SessionConfig
+    from streamrec.data.synthetic._session_config import SessionConfig
 
 __all__ = ["BEHAVIOUR_KINDS", "ItemPicker", "category_dist", "draw_catalog", "draw_sessions",
            "session_dataset", "walk"]
 
-#: The behaviours the generator knows (``SessionConfig.behaviours`` is a subset).
-BEHAVIOUR_KINDS = ("explorer", "deep_dive", "comparison")
 _EXPLORER, _DEEP_DIVE, _COMPARISON = 0, 1, 2
 DAY = 86_400
 

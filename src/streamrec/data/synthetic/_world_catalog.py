@@ -11,7 +11,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 if TYPE_CHECKING:
-    from streamrec.data.synthetic.world import WorldConfig
+    from streamrec.data.synthetic._world_config import WorldConfig
 
 DAY = 86_400
 

@@ -15,7 +15,7 @@ from streamrec.data.synthetic._world_catalog import DAY
 from streamrec.data.synthetic._world_users import PLATFORMS, UserChunk
 
 if TYPE_CHECKING:
-    from streamrec.data.synthetic.world import WorldConfig
+    from streamrec.data.synthetic._world_config import WorldConfig
 
 __all__ = ["BEHAVIOURS", "EVENT_NAMES", "ChunkResult", "finish_chunk"]
 

@@ -45,7 +45,7 @@ from streamrec.data.synthetic._world_users import PLATFORMS, UserChunk
 if TYPE_CHECKING:
     from collections.abc import Callable
 
-    from streamrec.data.synthetic.world import WorldConfig
+    from streamrec.data.synthetic._world_config import WorldConfig
 
 __all__ = ["BEHAVIOURS", "EVENT_NAMES", "ChunkResult", "simulate_chunk"]
 

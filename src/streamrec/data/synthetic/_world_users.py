@@ -12,7 +12,7 @@ import pyarrow.compute as pc
 from streamrec.data.synthetic._world_catalog import DAY, Catalog
 
 if TYPE_CHECKING:
-    from streamrec.data.synthetic.world import WorldConfig
+    from streamrec.data.synthetic._world_config import WorldConfig
 
 TIERS = ("free", "basic", "premium")
 TIER_PROB = (0.55, 0.30, 0.15)
