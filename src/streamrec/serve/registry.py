@@ -483,16 +483,7 @@ class ModelRegistry:
 
     def set_alias(self, name: str, alias: str, version: str, *,
                   load: Loader | None = None) -> None:
-        """Point ``alias`` at ``version`` once it verifies and loads (atomic write of
-        ``aliases.json``; history kept).
-
-        Raises
-        ------
-        RegistryError
-            Bad alias, or no such model or version.
-        TamperedArtifactError, UnloadableVersionError
-            The version fails :meth:`check_version`; the alias is left as it was.
-        """
+        """:meth:`promote` without its return value (same checks, same errors)."""
         self._move_alias(name, alias, version, load=load)
 
     def promote(self, name: str, version: str, alias: str = "production", *,
