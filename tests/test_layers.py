@@ -11,7 +11,8 @@ import ast
 from collections import defaultdict
 from pathlib import Path
 
-SRC = Path(__file__).resolve().parents[1] / "src"
+from tests._paths import SRC
+
 ROOT = "streamrec"
 
 #: the layers, lowest first: a module may import from its own layer and the ones before it.

@@ -6,11 +6,12 @@ from __future__ import annotations
 import importlib.util
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from pathlib import Path
 
 import pytest
 
-_PATH = Path(__file__).resolve().parents[1] / "benchmarks" / "load_service.py"
+from tests._paths import BENCHMARKS
+
+_PATH = BENCHMARKS / "load_service.py"
 
 
 @pytest.fixture(scope="module")
