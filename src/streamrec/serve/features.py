@@ -6,7 +6,7 @@ request, so :class:`FeatureState` keeps the *same* sums as running counters (per
 creator and user x category), updated by :meth:`FeatureState.apply` on each batch of events
 and read by :meth:`FeatureState.features` for one user and a slate of candidate items at
 time ``now``. The formulas are the offline ones (same :class:`FeatureConfig` priors), so a
-model trained on offline features sees the same inputs online; ``tests/test_serve_features``
+model trained on offline features sees the same inputs online; ``tests/serve/test_features.py``
 checks the two agree on a synthetic world.
 
 Two deliberate differences, both documented where they apply:

@@ -4,7 +4,7 @@
 few milliseconds of overhead for a slate of 200). :class:`SlateEncoder` is the same
 encoding compiled for the service: the user's fields are coded once per request (tier,
 platform, hashed user id), item-id codes are a lookup table over catalog rows, dense
-features are standardised with numpy. ``tests/test_serve_app`` checks it returns exactly
+features are standardised with numpy. ``tests/serve/test_app.py`` checks it returns exactly
 what :meth:`CTREncoder.transform` returns for the same slate.
 """
 

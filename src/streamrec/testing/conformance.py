@@ -9,7 +9,7 @@ Runs in about a second per model on :func:`tiny_interactions`::
 
 Each failed check raises ``AssertionError`` naming the model and the check.
 :func:`check_recommender` stops at the first failure; a test suite can run each check on its
-own (:data:`RECOMMENDER_CHECKS`, :class:`RecommenderSuite`), as ``tests/test_conformance.py``
+own (:data:`RECOMMENDER_CHECKS`, :class:`RecommenderSuite`), as ``tests/testing/test_conformance.py``
 does, so that every failing behaviour of every model is reported.
 """
 

@@ -9,7 +9,7 @@ passes, on :func:`tiny_ctr_data` in about a second per model::
 
 Each failed check raises ``AssertionError`` naming the model and the check;
 :func:`check_ctr_model` stops at the first, :class:`CTRSuite` runs the checks one at a time
-(as ``tests/test_conformance.py`` does). A model whose optional extra is missing (e.g.
+(as ``tests/testing/test_conformance.py`` does). A model whose optional extra is missing (e.g.
 ``lightgbm``) raises its ``ImportError`` unchanged, so callers can skip it
 (:func:`check_all_ctr` does).
 
