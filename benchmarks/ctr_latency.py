@@ -24,7 +24,7 @@ import numpy as np
 import torch
 
 from streamrec.data.ctr import CTRData, FeatureSchema
-from streamrec.models.registry import available, create
+from streamrec.models.zoo import available, create
 from streamrec.testing.ctr_conformance import ctr_conformance_params
 
 N_DENSE, CARDS, N_ITEMS, HIST = 20, (4, 5, 2000, 4097), 2000, 20

@@ -29,7 +29,7 @@ from streamrec.data.ctr import split_indices
 from streamrec.data.pipeline import prepare
 from streamrec.eval.benchmark import peers_python
 from streamrec.eval.ctr import add_train_profiles, ctr_metrics, ctr_split, movielens_ctr
-from streamrec.models.registry import create
+from streamrec.models.zoo import create
 
 HERE = Path(__file__).resolve().parent
 

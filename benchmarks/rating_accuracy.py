@@ -24,7 +24,7 @@ from streamrec.data.pipeline import prepare
 from streamrec.data.splits import make_split
 from streamrec.eval.benchmark import search_points
 from streamrec.eval.metrics import mae, rmse
-from streamrec.models.registry import create
+from streamrec.models.zoo import create
 
 MODELS = ("biased_mf", "neural_mf")
 

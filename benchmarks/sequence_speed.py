@@ -33,7 +33,7 @@ import torch
 from streamrec.data.pipeline import prepare
 from streamrec.data.splits import make_split
 from streamrec.eval.benchmark import peers_python
-from streamrec.models.registry import create
+from streamrec.models.zoo import create
 
 OURS = {"dim": 64, "blocks": 2, "heads": 1, "dropout": 0.2, "attn_dropout": 0.0,
         "max_len": 200, "loss": "ce", "batch_size": 128}

@@ -31,7 +31,7 @@ import torch
 from streamrec.data.pipeline import prepare
 from streamrec.data.splits import make_split, write_split
 from streamrec.eval.benchmark import peers_dir, peers_python
-from streamrec.models.registry import create
+from streamrec.models.zoo import create
 
 # model -> (StreamRec name and params, RecBole model and config): matched settings. The batch
 # holds the same rows on both sides: RecBole's pointwise loader (NeuMF) counts the sampled

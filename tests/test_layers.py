@@ -179,7 +179,7 @@ def test_the_checker_sees_imports_inside_functions_and_type_checking_blocks():
     # features/streamrec.py imports factorization inside a function; models.base imports the
     # registry at module level; serve/engine.py imports models under TYPE_CHECKING or lazily
     assert "streamrec.factorization" in EDGES["streamrec.features.streamrec"]
-    assert "streamrec.models.registry" in EDGES["streamrec.models.base"]
+    assert "streamrec.models.zoo" in EDGES["streamrec.models.base"]
     assert any(d.startswith("streamrec.models") for d in EDGES["streamrec.serve.engine"])
 
 

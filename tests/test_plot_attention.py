@@ -12,7 +12,7 @@ from typer.testing import CliRunner
 from streamrec.cli.main import app
 from streamrec.data.pipeline import prepare
 from streamrec.data.splits import make_split
-from streamrec.models.registry import create
+from streamrec.models.zoo import create
 from streamrec.plots import (
     ANCHOR,
     ATTENTION_PATTERNS,

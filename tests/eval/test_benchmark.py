@@ -13,7 +13,7 @@ from streamrec.cli.main import app
 from streamrec.data.clean import CleanConfig
 from streamrec.eval.benchmark import BenchmarkConfig, run_benchmark, search_points, tune_model
 from streamrec.eval.report import leaderboard, write_report
-from streamrec.models.registry import spec
+from streamrec.models.zoo import spec
 
 SPEC = "synthetic:users=300,items=120,days=12,seed=5"
 

@@ -15,7 +15,7 @@ from typer.testing import CliRunner
 from streamrec.cli.main import app
 from streamrec.eval.ctr import ctr_metrics, ctr_split, movielens_ctr
 from streamrec.eval.significance import delong_test
-from streamrec.models.registry import create
+from streamrec.models.zoo import create
 from tests._paths import ML100K, needs_ml100k
 
 runner = CliRunner()

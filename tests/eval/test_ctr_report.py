@@ -14,7 +14,7 @@ from streamrec.data.synthetic.clicks import ClickConfig, generate_clicks
 from streamrec.eval.ctr import ctr_metrics, ctr_split
 from streamrec.eval.ctr_report import case_study_report, confusion, f1_threshold, gap_share
 from streamrec.eval.metrics import auc
-from streamrec.models.registry import create
+from streamrec.models.zoo import create
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")  # tiny models on a busy machine
 runner = CliRunner()

@@ -16,8 +16,8 @@ from streamrec.data.synthetic.sessions import SessionConfig, generate_sessions, 
 from streamrec.eval.oracle import oracle_next_item, world_rows
 from streamrec.eval.protocol import evaluate_next_item
 from streamrec.eval.report import ORACLE_SYSTEM, best_streamrec, leaderboard
-from streamrec.models.registry import create
 from streamrec.models.sequential.base import next_item_examples
+from streamrec.models.zoo import create
 
 SPEC = "synthetic-sessions:users=600,items=120"
 

@@ -9,7 +9,7 @@ import pytest
 from streamrec.data.interactions import Interactions
 from streamrec.data.synthetic.world import WorldConfig, generate_world
 from streamrec.features.content import ContentEmbedder, ContentProjector, item_texts
-from streamrec.models.registry import create
+from streamrec.models.zoo import create
 
 
 @pytest.fixture(scope="module")

@@ -11,7 +11,7 @@ import streamrec.metrics as metrics
 from streamrec.data.interactions import Interactions
 from streamrec.eval.protocol import evaluate, evaluate_next_item
 from streamrec.metrics.full_ranking import next_item_ndcg, ranking_ndcg
-from streamrec.models.registry import create
+from streamrec.models.zoo import create
 from streamrec.testing import tiny_interactions
 
 

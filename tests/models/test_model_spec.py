@@ -8,7 +8,7 @@ import pytest
 
 from streamrec.models.base import Model, Recommender
 from streamrec.models.capabilities import CAPABILITIES, Capabilities, ItemVectors
-from streamrec.models.registry import ModelSpec, available, create, get_class, register, spec
+from streamrec.models.zoo import ModelSpec, available, create, get_class, register, spec
 
 ALL = [(kind, name) for kind in ("ranking", "ctr") for name in available(kind)]
 

@@ -14,7 +14,7 @@ from typer.testing import CliRunner
 from streamrec.cli.main import app
 from streamrec.data.interactions import Interactions
 from streamrec.models.base import Model
-from streamrec.models.registry import create
+from streamrec.models.zoo import create
 from streamrec.serve.registry import (
     ModelRegistry,
     ModelVersion,

@@ -16,7 +16,7 @@ def list_models() -> None:
     default hyperparameters and tuning grid."""
     from rich.table import Table
 
-    from streamrec.models.registry import available, get_class
+    from streamrec.models.zoo import available, get_class
 
     t = Table(title="models", title_justify="left")
     for c in ("name", "task", "class", "defaults", "tuning grid"):

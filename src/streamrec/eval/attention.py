@@ -139,7 +139,7 @@ def attention_study(dataset: Dataset, out: str | Path, *, model_dir: Path | None
 
 def _load_or_train(sp: Split, model_dir: Path | None, epochs: int, seed: int) -> Any:
     from streamrec.models.base import Recommender
-    from streamrec.models.registry import create
+    from streamrec.models.zoo import create
 
     if model_dir is not None:
         return Recommender.load(model_dir)

@@ -25,8 +25,8 @@ from streamrec.data.dataset import Dataset
 from streamrec.data.interactions import Interactions
 from streamrec.data.splits import Split
 from streamrec.eval.protocol import EvalResult, evaluate, evaluate_next_item
-from streamrec.models.registry import ModelSpec, create
-from streamrec.models.registry import spec as model_spec
+from streamrec.models.zoo import ModelSpec, create
+from streamrec.models.zoo import spec as model_spec
 
 if TYPE_CHECKING:
     from streamrec.features.side import SideFeatures

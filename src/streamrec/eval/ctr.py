@@ -40,8 +40,8 @@ from streamrec.data.ctr import (
 )
 from streamrec.eval.protocol import EvalResult
 from streamrec.metrics import auc, average_precision_score, calibration, log_loss
-from streamrec.models.registry import ModelSpec, available
-from streamrec.models.registry import spec as model_spec
+from streamrec.models.zoo import ModelSpec, available
+from streamrec.models.zoo import spec as model_spec
 
 __all__ = ["CTR_METRICS", "CTR_PROTOCOLS", "ctr_metrics", "ctr_split", "is_ctr_task",
            "add_train_profiles", "load_ctr_split", "movielens_ctr", "run_ctr_benchmark"]

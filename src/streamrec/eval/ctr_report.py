@@ -169,7 +169,7 @@ class _Fit:
 def _fit(name: str, params: dict[str, Any], split: CTRSplit, seed: int) -> _Fit:
     """Fit ``name`` with ``params`` on train (valid for early stopping) and predict all three
     parts."""
-    from streamrec.models.registry import create
+    from streamrec.models.zoo import create
 
     model = create(name, kind="ctr", **params)
     start = time.perf_counter()

@@ -75,7 +75,7 @@ def _load_or_fit(dataset: Dataset, sp: Split, model_dir: Path | None, model: str
                  params: dict[str, Any], seed: int,
                  step: Callable[[str], AbstractContextManager[Any]]) -> Any:
     from streamrec.models.base import Recommender
-    from streamrec.models.registry import spec
+    from streamrec.models.zoo import spec
 
     if model_dir is not None:
         return Recommender.load(model_dir)

@@ -107,7 +107,7 @@ def plan_benchmark(data: str, protocol: str, models: str, *, task: str = "auto",
     """
     from streamrec.data.spec import SpecError
     from streamrec.eval.ctr import CTR_METRICS, CTR_PROTOCOLS, is_ctr_task
-    from streamrec.models.registry import available
+    from streamrec.models.zoo import available
 
     names = _names(models)
     try:
@@ -166,7 +166,7 @@ def model_params(text: str | None, names: Sequence[str],
 def model_grids(text: str | None, names: Sequence[str], kind: str) -> dict[str, dict]:
     """``--grid`` JSON -> {model: {param: [values]}}: models among ``names``, parameters
     their constructors take, every value list non-empty."""
-    from streamrec.models.registry import create
+    from streamrec.models.zoo import create
 
     grids = model_params(text, names, option="--grid")
     for model, grid in grids.items():

@@ -27,7 +27,7 @@ from streamrec.factorization import als_solver, confidence_values, implicit_als,
 from streamrec.metrics.full_ranking import ranking_ndcg
 from streamrec.models._history import check_items, check_users, train_matrix
 from streamrec.models.base import Recommender, as_generator
-from streamrec.models.registry import register
+from streamrec.models.zoo import register
 
 log = logging.getLogger(__name__)
 

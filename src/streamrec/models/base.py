@@ -4,7 +4,7 @@ ranking model implements.
 Conventions: ``__init__`` stores hyperparameters only (``self._set_params(locals())``),
 ``fit`` validates and returns ``self``, learned state ends in ``_``. What a class can do
 beyond the interface is declared (:mod:`streamrec.models.capabilities`) and read into a
-:class:`~streamrec.models.registry.ModelSpec`. Persistence writes ``manifest.json`` (class,
+:class:`~streamrec.models.zoo.ModelSpec`. Persistence writes ``manifest.json`` (class,
 registry name, hyperparameters) and ``arrays.npz`` (learned arrays, loaded with
 ``allow_pickle=False``): never pickle.
 """
@@ -23,7 +23,7 @@ import scipy.sparse as sp
 
 from streamrec.data.interactions import Interactions
 from streamrec.models.capabilities import Capabilities
-from streamrec.models.registry import get_class
+from streamrec.models.zoo import get_class
 from streamrec.retrieval.topk import mask_rows, topk
 
 FORMAT_VERSION = 1
@@ -57,7 +57,7 @@ class Model(Capabilities, ABC):
     """
 
     #: registry name and kind ("ranking" or "ctr"), set by
-    #: :func:`streamrec.models.registry.register`
+    #: :func:`streamrec.models.zoo.register`
     name: ClassVar[str] = ""
     kind: ClassVar[str] = "ranking"
     #: declared tuning space: hyperparameter -> candidate values (used by ``benchmark --tune``)

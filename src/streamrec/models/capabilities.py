@@ -2,7 +2,7 @@
 
 Every model inherits :class:`Capabilities` (through ``streamrec.models.base.Model``) and sets
 the flags that hold for it; a fitted model with item vectors implements :class:`ItemVectors`.
-:func:`streamrec.models.registry.spec` reads both into a ``ModelSpec``, which callers (the
+:func:`streamrec.models.zoo.spec` reads both into a ``ModelSpec``, which callers (the
 benchmark, the conformance suite) consult instead of ``getattr``/``hasattr`` probes.
 
 This module imports nothing from streamrec: the registry and the model base both use it.

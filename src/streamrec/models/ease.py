@@ -21,7 +21,7 @@ from streamrec.models._history import (
     train_matrix,
 )
 from streamrec.models.base import Recommender
-from streamrec.models.registry import register
+from streamrec.models.zoo import register
 
 
 @register("ease")

@@ -26,7 +26,7 @@ from streamrec.models._history import (
     train_matrix,
 )
 from streamrec.models.base import Recommender
-from streamrec.models.registry import register
+from streamrec.models.zoo import register
 from streamrec.retrieval.topk import topk
 
 WEIGHTINGS = ("none", "bm25", "tfidf")

@@ -19,7 +19,7 @@ from streamrec.data.interactions import Interactions
 from streamrec.metrics import mae, rmse
 from streamrec.models._history import check_items, check_users
 from streamrec.models.base import RatingPredictor, Recommender, as_generator
-from streamrec.models.registry import register
+from streamrec.models.zoo import register
 
 
 def _half_sweep(r: sp.csr_array, other: np.ndarray, other_bias: np.ndarray, mu: float,

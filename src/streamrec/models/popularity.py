@@ -9,7 +9,7 @@ import numpy as np
 from streamrec.data.interactions import Interactions
 from streamrec.models._history import check_items, check_users
 from streamrec.models.base import Recommender
-from streamrec.models.registry import register
+from streamrec.models.zoo import register
 
 _SECONDS_PER_DAY = 86_400.0
 

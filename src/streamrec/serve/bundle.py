@@ -148,8 +148,8 @@ def build_system(log: pl.DataFrame, users: pl.DataFrame, items: pl.DataFrame,
     -------
     dict: entry name -> registered :class:`~streamrec.serve.registry.ModelVersion`.
     """
-    from streamrec.models.registry import create
     from streamrec.models.sequential.base import SequentialRecommender
+    from streamrec.models.zoo import create
     from streamrec.serve.registry import ModelRegistry, fingerprint_arrays
 
     cfg = config or BuildConfig()
@@ -263,7 +263,7 @@ def _build_ranker(d: Path, log: pl.DataFrame, users: pl.DataFrame, items: pl.Dat
     )
     from streamrec.models.als import ImplicitALS
     from streamrec.models.ctr.base import CTRModel
-    from streamrec.models.registry import create
+    from streamrec.models.zoo import create
 
     lay = RankerLayout(d)
     fc = cfg.feature_config

@@ -27,7 +27,7 @@ import numpy as np
 from streamrec.data.interactions import Interactions
 from streamrec.models.base import Recommender
 from streamrec.models.capabilities import ItemVectors
-from streamrec.models.registry import ModelSpec, available, create
+from streamrec.models.zoo import ModelSpec, available, create
 from streamrec.testing._suite import Suite
 
 __all__ = [
@@ -342,7 +342,7 @@ class RecommenderSuite(Suite):
 
 def recommender_checks(name: str) -> list[str]:
     """The conformance checks that apply to registered model ``name``."""
-    from streamrec.models.registry import spec
+    from streamrec.models.zoo import spec
 
     sessions = spec(name).scores_sessions
     return [c for c in RECOMMENDER_CHECKS if c != "score_sequences" or sessions]

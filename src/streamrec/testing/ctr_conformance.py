@@ -35,7 +35,7 @@ from scipy.special import expit
 from streamrec.data.ctr import CTRData, CTRSplit, FeatureSchema, random_split
 from streamrec.metrics import auc
 from streamrec.models.ctr.base import CTRModel
-from streamrec.models.registry import available, create
+from streamrec.models.zoo import available, create
 from streamrec.testing._suite import Suite
 
 __all__ = [
@@ -321,7 +321,7 @@ CTR_CHECKS: tuple[str, ...] = tuple(CTRSuite.CHECKS)
 
 def ctr_checks(name: str) -> list[str]:
     """The conformance checks that apply to registered click model ``name``."""
-    from streamrec.models.registry import spec
+    from streamrec.models.zoo import spec
 
     stochastic = spec(name, "ctr").stochastic
     return [c for c in CTR_CHECKS if c != "same seed" or stochastic]

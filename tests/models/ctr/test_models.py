@@ -19,7 +19,7 @@ from streamrec.models.ctr.dcn import CrossNetwork
 from streamrec.models.ctr.fm import pairwise_interaction
 from streamrec.models.ctr.xdeepfm import CIN
 from streamrec.models.neural.trainer import seeded
-from streamrec.models.registry import available, create
+from streamrec.models.zoo import available, create
 from streamrec.testing.ctr_conformance import (
     check_all_ctr,
     check_ctr_model,

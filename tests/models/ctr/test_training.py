@@ -15,7 +15,7 @@ from streamrec.data.synthetic.clicks import ClickConfig, generate_clicks
 from streamrec.eval.ctr import ctr_metrics, is_ctr_task
 from streamrec.models.base import Model
 from streamrec.models.ctr.base import CTRModel
-from streamrec.models.registry import available, create, get_class
+from streamrec.models.zoo import available, create, get_class
 
 
 # ---------------------------------------------------------------------------- models

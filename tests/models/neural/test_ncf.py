@@ -9,7 +9,7 @@ import torch
 from streamrec.eval.protocol import evaluate
 from streamrec.models.neural import ncf
 from streamrec.models.neural.ncf import GMF, MLP, NeuMF
-from streamrec.models.registry import create
+from streamrec.models.zoo import create
 from streamrec.testing.conformance import check_recommender, tiny_interactions
 from tests._paths import ML100K, needs_ml100k
 

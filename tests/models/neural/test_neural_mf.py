@@ -11,7 +11,7 @@ from streamrec.data.interactions import Interactions
 from streamrec.eval.metrics import rmse
 from streamrec.models.base import RatingPredictor, Recommender
 from streamrec.models.neural.neural_mf import NeuralMF
-from streamrec.models.registry import create
+from streamrec.models.zoo import create
 from streamrec.testing.conformance import check_recommender, tiny_interactions
 from tests._paths import ML100K, needs_ml100k
 

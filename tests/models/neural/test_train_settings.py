@@ -12,7 +12,7 @@ import pytest
 from streamrec.models.base import Model
 from streamrec.models.neural.settings import TrainSettingsMixin, train_setting_names
 from streamrec.models.neural.trainer import TrainConfig
-from streamrec.models.registry import available, create, get_class
+from streamrec.models.zoo import available, create, get_class
 
 TORCH = [(kind, name) for kind in ("ranking", "ctr") for name in available(kind)
          if issubclass(get_class(name, kind), TrainSettingsMixin)]

@@ -26,7 +26,7 @@ from streamrec.data.ctr import CTRData, FeatureSchema
 from streamrec.models.ctr.base import CTRModule, DeepCTRModel
 from streamrec.models.ctr.layers import MLP, FieldEmbedding
 from streamrec.models.neural.layers import lookup
-from streamrec.models.registry import register
+from streamrec.models.zoo import register
 
 __all__ = ["DIN", "LocalActivationPooling"]
 

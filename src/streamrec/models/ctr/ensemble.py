@@ -19,7 +19,7 @@ from scipy.special import expit, logit
 from streamrec.data.ctr import CTRData, FeatureSchema
 from streamrec.models.base import as_generator
 from streamrec.models.ctr.base import CTRModel
-from streamrec.models.registry import create, get_class, register
+from streamrec.models.zoo import create, get_class, register
 
 __all__ = ["EnsembleCTR"]
 

@@ -14,7 +14,7 @@ from torch import Tensor
 from streamrec.data.ctr import FeatureSchema
 from streamrec.models.ctr.base import CTRModule, TorchCTRModel
 from streamrec.models.ctr.layers import FieldEmbedding, FirstOrder
-from streamrec.models.registry import register
+from streamrec.models.zoo import register
 
 __all__ = ["FactorizationMachine", "pairwise_interaction"]
 

@@ -15,7 +15,7 @@ import numpy as np
 from streamrec.data.ctr import CTRData, FeatureSchema
 from streamrec.models.base import as_generator
 from streamrec.models.ctr.base import CTRModel
-from streamrec.models.registry import register
+from streamrec.models.zoo import register
 
 __all__ = ["GBDTClassifier"]
 

@@ -18,7 +18,7 @@ from streamrec.data.ctr import CTRData, FeatureSchema
 from streamrec.features.encoders import one_hot
 from streamrec.models.base import as_generator
 from streamrec.models.ctr.base import CTRModel
-from streamrec.models.registry import register
+from streamrec.models.zoo import register
 
 __all__ = ["LogisticCTR"]
 

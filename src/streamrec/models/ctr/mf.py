@@ -15,7 +15,7 @@ from torch import Tensor, nn
 from streamrec.data.ctr import FeatureSchema
 from streamrec.models.ctr.base import CTRModule, TorchCTRModel
 from streamrec.models.neural.layers import lookup
-from streamrec.models.registry import register
+from streamrec.models.zoo import register
 
 __all__ = ["MFClassifier"]
 

@@ -12,7 +12,7 @@ from torch import Tensor, nn
 from streamrec.data.ctr import FeatureSchema
 from streamrec.models.ctr.base import CTRModule, DeepCTRModel
 from streamrec.models.ctr.layers import MLP, FieldEmbedding, FirstOrder
-from streamrec.models.registry import register
+from streamrec.models.zoo import register
 
 __all__ = ["WideDeep"]
 

@@ -20,7 +20,7 @@ from streamrec.models._history import train_matrix
 from streamrec.models.neural.base import TorchRecommender
 from streamrec.models.neural.layers import lookup
 from streamrec.models.neural.losses import bpr_loss
-from streamrec.models.registry import register
+from streamrec.models.zoo import register
 
 __all__ = ["BPRMF"]
 

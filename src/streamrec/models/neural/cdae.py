@@ -33,7 +33,7 @@ from torch import Tensor, nn
 
 from streamrec.data.interactions import Interactions
 from streamrec.models.neural.multvae import AutoencoderRecommender, HistoryRows, SparseInput
-from streamrec.models.registry import register
+from streamrec.models.zoo import register
 
 __all__ = ["CDAE"]
 

@@ -46,7 +46,7 @@ from streamrec.models.neural.base import TorchRecommender
 from streamrec.models.neural.layers import dropout
 from streamrec.models.neural.losses import kl_normal, sparse_multinomial_loss
 from streamrec.models.neural.trainer import resolve_device
-from streamrec.models.registry import register
+from streamrec.models.zoo import register
 
 __all__ = ["AutoencoderRecommender", "HistoryRows", "MultDAE", "MultVAE", "SparseInput",
            "UserBatches", "gather_rows"]

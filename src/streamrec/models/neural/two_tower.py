@@ -42,7 +42,7 @@ from streamrec.models._history import check_users, train_matrix
 from streamrec.models.neural.base import TorchRecommender
 from streamrec.models.neural.layers import Dropout
 from streamrec.models.neural.losses import bpr_loss, in_batch_softmax_loss, sampled_softmax_loss
-from streamrec.models.registry import register
+from streamrec.models.zoo import register
 
 __all__ = ["TwoTower"]
 

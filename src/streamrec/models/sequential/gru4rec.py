@@ -14,8 +14,8 @@ import numpy as np
 from torch import Tensor, nn
 
 from streamrec.data.interactions import Interactions
-from streamrec.models.registry import register
 from streamrec.models.sequential.base import NextItemModule, TorchSequentialRecommender
+from streamrec.models.zoo import register
 
 __all__ = ["GRU4Rec"]
 

@@ -18,13 +18,13 @@ import torch
 from torch import Tensor, nn
 
 from streamrec.data.interactions import Interactions
-from streamrec.models.registry import register
 from streamrec.models.sequential.base import (
     NextItemModule,
     TorchSequentialRecommender,
     pad_sequences,
     right_align,
 )
+from streamrec.models.zoo import register
 
 __all__ = ["LSTMAttention"]
 

@@ -16,8 +16,8 @@ import scipy.sparse as sp
 
 from streamrec.data.interactions import Interactions
 from streamrec.models.base import as_generator
-from streamrec.models.registry import register
 from streamrec.models.sequential.base import SequentialRecommender
+from streamrec.models.zoo import register
 
 __all__ = ["Markov"]
 

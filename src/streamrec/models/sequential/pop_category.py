@@ -14,8 +14,8 @@ import numpy as np
 
 from streamrec.data.interactions import Interactions
 from streamrec.models.base import as_generator
-from streamrec.models.registry import register
 from streamrec.models.sequential.base import SequentialRecommender
+from streamrec.models.zoo import register
 
 __all__ = ["PopLastCategory"]
 

@@ -20,8 +20,8 @@ from torch import Tensor, nn
 from torch.nn import functional as F
 
 from streamrec.data.interactions import Interactions
-from streamrec.models.registry import register
 from streamrec.models.sequential.base import NextItemModule, TorchSequentialRecommender
+from streamrec.models.zoo import register
 
 __all__ = ["SASRec"]
 
