@@ -158,26 +158,24 @@ class ServiceState:
             Refused; the alias did not move (409).
         """
         from streamrec.serve.engine import ENTRY_LOADERS, load_entry, load_models
-        from streamrec.serve.registry import UnloadableVersionError
+        from streamrec.serve.registry import TamperedArtifactError, UnloadableVersionError
 
         mv = self.registry.resolve(name, version)
         if alias != self.settings.ref or name not in ENTRY_LOADERS:
             previous = self.registry.promote(name, version, alias, load=load_entry)
             return {"previous": previous, "swapped": False}
         with self.swap_lock:
-            self.registry.verify(mv)
             if name == "catalog" and version != self.engine.versions["catalog"]:
+                self.registry.verify(mv)  # a damaged version is named before the restart rule
                 raise PromotionRefused(
                     f"catalog {version} would change the data this service loaded at start-up; "
                     f"promote it with `streamrec registry promote catalog {version}` and restart "
                     "the service")
             try:
                 models = load_models(self.registry, self.settings.ref, pins={name: version})
-            except UnloadableVersionError:
-                raise
+            except (TamperedArtifactError, UnloadableVersionError):
+                raise  # they name the file at fault already
             except Exception as exc:
-                if getattr(exc, "path", None) is not None:  # a registry error naming a file
-                    raise
                 raise UnloadableVersionError(
                     f"{mv.artifacts}: {name} {version} cannot be loaded with the other "
                     f"{alias} entries ({type(exc).__name__}: {exc}); register a new version",

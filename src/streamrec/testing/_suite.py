@@ -3,13 +3,14 @@ on one model fitted once, every failure naming the model and the check."""
 
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
 from collections.abc import Callable
 from typing import Any, ClassVar
 
 __all__ = ["Suite"]
 
 
-class Suite:
+class Suite(ABC):
     """Named checks of the model built by ``factory``.
 
     :meth:`check` runs one check (what a parametrised test does); :meth:`run_all` runs every
@@ -62,12 +63,13 @@ class Suite:
             self.label = f"{type(model).__name__} ({self.name or model.name or 'unregistered'})"
         return model
 
+    @abstractmethod
     def fit(self, model: Any) -> Any:
         """Fit ``model`` the suite's way (``rng=0``)."""
-        raise NotImplementedError
 
     def check_fitted_state(self, model: Any) -> None:
         """Checks of a model just fitted (none by default)."""
+        return None
 
     # ------------------------------------------------------------------ running
     def applicable(self) -> list[str]:
